@@ -1,0 +1,49 @@
+# rstransfer: `make demo` and `make test` each do all set-up first (fresh Debian, Python 3.11, root).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export TF_USE_LEGACY_KERAS := 1
+CORES ?= 2
+# horovod 0.28.1 from source against the pinned TF (see README "Stack")
+HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_PYTORCH=1 \
+	HOROVOD_WITHOUT_MXNET=1 CMAKE_POLICY_VERSION_MINIMUM=3.5 MAKEFLAGS=-j3
+
+.PHONY: setup demo test test-fast lint dag clean system-deps
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+
+# one pip call for the pinned stack keeps TF's numpy<2.1 pin intact
+$(VENV)/.stack: envs/requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -U pip==24.3.1 wheel==0.45.1 setuptools==75.6.0
+	$(BIN)/pip install -q -r envs/requirements.txt
+	touch $@
+
+$(VENV)/.horovod: $(VENV)/.stack
+	@command -v g++ >/dev/null || { apt-get update -qq && apt-get install -y -qq g++ make; }
+	$(HOROVOD_ENV) $(if $(shell command -v mpicxx),,HOROVOD_WITHOUT_MPI=1) \
+		$(BIN)/pip install -q --no-cache-dir --no-build-isolation -c envs/requirements.txt horovod==0.28.1
+	touch $@
+
+$(VENV)/.rstransfer: pyproject.toml $(VENV)/.horovod
+	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip check
+	touch $@
+
+setup: $(VENV)/.rstransfer
+
+demo: setup
+	snakemake --cores $(CORES) --printshellcmds
+	@echo "Report: $(abspath results/report/index.html)"
+
+dag: setup
+	snakemake --lint && snakemake -n
+
+test: setup
+	bash tests/run.sh
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,176 @@
+"""The ``rstransfer`` command: one subcommand per DAG step, called by the Snakemake rules,
+the jobs/ sbatch scripts and the tests alike (one code path).
+
+Errors in input or config end as one line ``rstransfer: error: ...`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import RSTransferError
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    from .config import load_config
+
+    return load_config(args.config or ["config.yaml"])
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from .data.prepare import prepare_scene
+    from .data.readers import load_dataset
+    from .errors import ConfigError
+
+    cfg = _config(args)
+    if args.dataset not in cfg["datasets"]:
+        raise ConfigError(f"--dataset: unknown dataset {args.dataset!r} (declared: {sorted(cfg['datasets'])})")
+    scene = load_dataset(args.dataset, cfg["datasets"][args.dataset], Path(cfg.get("data_root", ".")))
+    summary = prepare_scene(scene, cfg, Path(args.out), origin=args.dataset)
+    leak = summary["leakage"]
+    print(
+        f"prepared {args.dataset}: {summary['shape']} -> {args.out}; "
+        f"split {summary['split']['protocol']}, leakage {leak['test_pixels_with_train_in_window']}"
+        f"/{leak['test_pixels']} test px"
+    )
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from .train import pretrain
+
+    summary = pretrain(_config(args), Path(args.data), Path(args.out), threads=args.threads)
+    print(f"pretrained: {summary['epochs_run']} epochs, {summary['train_seconds']:.1f} s -> {args.out}")
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from .train import finetune
+
+    pretrained = Path(args.pretrained) if args.pretrained else None
+    summary = finetune(_config(args), Path(args.data), pretrained, args.policy, args.seed, Path(args.out), args.threads)
+    print(
+        f"finetuned {args.policy} seed {args.seed}: {summary['trainable_params']} trainable params, "
+        f"{summary['epochs_run']} epochs, {summary['train_seconds']:.1f} s -> {args.out}"
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate
+
+    m = evaluate(_config(args), Path(args.data), Path(args.run), Path(args.out), threads=args.threads)
+    print(f"evaluated {m['policy']} seed {m['seed']}: OA {m['OA']:.4f} AA {m['AA']:.4f} Kappa {m['Kappa']:.4f}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import build_report
+
+    index = build_report(_config(args), [Path(p) for p in args.runs], Path(args.out), pretrain_dir=Path(args.pretrain) if args.pretrain else None)
+    print(f"report: {index}")
+
+
+def cmd_policies(args: argparse.Namespace) -> None:
+    from .policies import policy_table
+
+    rows = policy_table(args.model, (args.window, args.window, args.bands, 1), args.classes)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{args.model}: input {args.window}x{args.window}x{args.bands}x1, {args.classes} classes")
+    print(f"{'policy':<10} {'trainable params':>16} {'total params':>13} {'ratio':>9}  trainable layers")
+    for r in rows:
+        print(
+            f"{r['policy']:<10} {r['trainable_params']:>16,} {r['total_params']:>13,} "
+            f"{100 * r['trainable_ratio']:>8.3f}%  {r['trainable_layers']}"
+        )
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    from .data.readers import download
+    from .errors import ConfigError
+
+    cfg = _config(args)
+    entry = cfg["datasets"].get(args.dataset)
+    if entry is None:
+        raise ConfigError(f"--dataset: unknown dataset {args.dataset!r}")
+    print(download(entry, Path(cfg.get("data_root", ".")) / entry["path"]))
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    print(yaml.safe_dump(_config(args), sort_keys=True), end="")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rstransfer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", action="append", metavar="YAML", help="config file(s), merged in order (default: config.yaml)")
+        return p
+
+    def with_threads(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads")
+        return p
+
+    p = with_config(add("prepare", cmd_prepare, "split, scale + PCA (fitted on training pixels), write one HDF5"))
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out", required=True)
+
+    p = with_threads(with_config(add("pretrain", cmd_pretrain, "train the model from scratch on the source scene")))
+    p.add_argument("--data", required=True, help="prepared source HDF5")
+    p.add_argument("--out", required=True, help="run folder (model.keras, history.csv, train.json)")
+
+    p = with_threads(with_config(add("finetune", cmd_finetune, "fine-tune on the target scene under one policy")))
+    p.add_argument("--data", required=True, help="prepared target HDF5")
+    p.add_argument("--pretrained", help="pretrained model.keras (not needed for Original)")
+    p.add_argument("--policy", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+
+    p = with_threads(with_config(add("evaluate", cmd_evaluate, "test metrics, confusion matrix and scene map")))
+    p.add_argument("--data", required=True)
+    p.add_argument("--run", required=True, help="finetune run folder")
+    p.add_argument("--out", required=True)
+
+    p = with_config(add("report", cmd_report, "tables, plots and index.html over all evaluated runs"))
+    p.add_argument("--runs", nargs="+", required=True, help="evaluate folders")
+    p.add_argument("--pretrain", help="pretrain run folder")
+    p.add_argument("--out", required=True)
+
+    p = add("policies", cmd_policies, "trainable parameters per fine-tuning policy (Table 5)")
+    p.add_argument("--model", default="hybridsn")
+    p.add_argument("--classes", type=int, required=True)
+    p.add_argument("--bands", type=int, required=True, help="components per pixel after PCA")
+    p.add_argument("--window", type=int, required=True)
+    p.add_argument("--json", action="store_true")
+
+    p = with_config(add("download", cmd_download, "download a dataset declared with url + sha256"))
+    p.add_argument("--dataset", required=True)
+
+    with_config(add("config", cmd_config, "print the merged, validated config"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (RSTransferError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"rstransfer: error: {' '.join(str(msg).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: readers for real scenes, the synthetic default, splits, preparation, patch serving."""

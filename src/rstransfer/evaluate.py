@@ -1,0 +1,126 @@
+"""evaluate: test-pixel metrics and a whole-scene classification map for one trained model.
+
+Prediction runs in batches through the same patch pipeline as training (no per-pixel
+Python loop). Test pixels are touched here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data.prepare import Prepared, load_prepared
+from .data.splits import TEST
+from .io import atomic_path, write_json, write_text
+from .metrics import confusion_matrix, scores
+from .train import load_model, setup_runtime
+
+
+def predict_pixels(model: Any, prepared: Prepared, rows: np.ndarray, cols: np.ndarray, batch_size: int) -> np.ndarray:
+    from .data.patches import patch_dataset
+
+    ds = patch_dataset(prepared.cube, rows, cols, None, prepared.window, batch_size)
+    probs = model.predict(ds, verbose=0)
+    return probs.argmax(axis=-1).astype(np.int32)
+
+
+def predict_scene(model: Any, prepared: Prepared, batch_size: int) -> np.ndarray:
+    """Class id (1..C) for every pixel of the scene."""
+    h, w = prepared.labels.shape
+    rows, cols = np.divmod(np.arange(h * w, dtype=np.int64), w)
+    return predict_pixels(model, prepared, rows, cols, batch_size).reshape(h, w) + 1
+
+
+def class_colors(n_classes: int) -> np.ndarray:
+    """RGB in [0,1] for ids 0..C (0 = unlabelled, black)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20" if n_classes > 10 else "tab10"]
+    return np.vstack([[0.0, 0.0, 0.0], [cmap(i % cmap.N)[:3] for i in range(n_classes)]])
+
+
+def save_map_png(path: Path, predicted: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    colors = class_colors(len(class_names))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
+    axes[0].imshow(colors[labels])
+    axes[0].set_title("ground truth")
+    axes[1].imshow(colors[predicted])
+    axes[1].set_title("prediction (all pixels)")
+    for ax in axes:
+        ax.set_axis_off()
+    handles = [Patch(color=colors[i + 1], label=name) for i, name in enumerate(class_names)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def evaluate(
+    cfg: dict[str, Any], prepared_path: Path, run_dir: Path, out_dir: Path, threads: int | None = None
+) -> dict[str, Any]:
+    setup_runtime(0, cfg["train"]["deterministic"], threads)
+    prepared = load_prepared(prepared_path)
+    model = load_model(run_dir / "model.keras")
+    train_info = json.loads((run_dir / "train.json").read_text())
+    batch = cfg["evaluate"]["batch_size"]
+
+    rows, cols, y_true = prepared.pixels(TEST)
+    y_pred = predict_pixels(model, prepared, rows, cols, batch)
+    cm = confusion_matrix(y_true, y_pred, prepared.n_classes)
+    result = scores(cm)
+
+    t0 = time.perf_counter()
+    scene_pred = predict_scene(model, prepared, batch)
+    map_seconds = time.perf_counter() - t0
+
+    history = list(csv.DictReader(io.StringIO((run_dir / "history.csv").read_text())))
+    metrics = {
+        "dataset": prepared.dataset,
+        "policy": train_info["policy"],
+        "seed": train_info["seed"],
+        "model": train_info["model"],
+        "class_names": list(prepared.class_names),
+        **result,
+        "confusion_matrix": cm.tolist(),
+        "n_test": int(len(y_true)),
+        "split": prepared.attrs["split"]["protocol"],
+        "leakage": prepared.attrs["leakage"],
+        "map_seconds": map_seconds,
+        "map_pixels_per_second": scene_pred.size / map_seconds if map_seconds else None,
+        "train": train_info,
+        "history": history,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = list(prepared.class_names)
+    write_text(
+        out_dir / "confusion.csv",
+        "true\\pred," + ",".join(names) + "\n" + "".join(f"{n}," + ",".join(map(str, r)) + "\n" for n, r in zip(names, cm.tolist(), strict=True)),
+    )
+    write_text(
+        out_dir / "per_class.csv",
+        "class,accuracy,support\n"
+        + "".join(
+            f"{n},{'' if a is None else f'{a:.6f}'},{s}\n"
+            for n, a, s in zip(names, result["per_class_accuracy"], result["support"], strict=True)
+        ),
+    )
+    save_map_png(
+        out_dir / "map.png", scene_pred, prepared.labels, prepared.class_names,
+        f"{prepared.dataset} | {train_info['policy']} seed {train_info['seed']} | OA {result['OA']:.3f}",
+    )
+    write_json(out_dir / "metrics.json", metrics)  # last: its presence means the step finished
+    return metrics
