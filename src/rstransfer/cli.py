@@ -1,4 +1,6 @@
-"""The ``rstransfer`` command: one subcommand per DAG step, called by the Snakemake rules,
+"""rstransfer: transfer learning for remote-sensing images; one subcommand per DAG step.
+
+The subcommands are called by the Snakemake rules,
 the jobs/ sbatch scripts and the tests alike (one code path).
 
 Errors in input or config end as one line ``rstransfer: error: ...`` and exit status 2.
@@ -16,10 +18,20 @@ from typing import Any
 from .errors import RSTransferError
 
 
+class UsageError(RSTransferError):
+    """Wrong combination of command-line options."""
+
+
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     from .config import load_config
 
     return load_config(args.config or ["config.yaml"])
+
+
+def _layout(cfg: dict[str, Any]) -> Any:
+    from .paths import Layout
+
+    return Layout.from_config(cfg)
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
@@ -28,30 +40,47 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     from .errors import ConfigError
 
     cfg = _config(args)
-    if args.dataset not in cfg["datasets"]:
-        raise ConfigError(f"--dataset: unknown dataset {args.dataset!r} (declared: {sorted(cfg['datasets'])})")
-    scene = load_dataset(args.dataset, cfg["datasets"][args.dataset], Path(cfg.get("data_root", ".")))
-    summary = prepare_scene(scene, cfg, Path(args.out), origin=args.dataset)
-    leak = summary["leakage"]
-    print(
-        f"prepared {args.dataset}: {summary['shape']} -> {args.out}; "
-        f"split {summary['split']['protocol']}, leakage {leak['test_pixels_with_train_in_window']}"
-        f"/{leak['test_pixels']} test px"
-    )
+    datasets = [args.dataset] if args.dataset else list(dict.fromkeys([cfg["hsi"]["source"], cfg["hsi"]["target"]]))
+    if args.out and len(datasets) > 1:
+        raise UsageError("prepare: --out needs --dataset")
+    for key in datasets:
+        if key not in cfg["datasets"]:
+            raise ConfigError(f"--dataset: unknown dataset {key!r} (declared: {sorted(cfg['datasets'])})")
+        out = args.out or _layout(cfg).prepared(key)
+        scene = load_dataset(key, cfg["datasets"][key], Path(cfg.get("data_root", ".")))
+        summary = prepare_scene(scene, cfg, Path(out), origin=key)
+        leak = summary["leakage"]
+        print(
+            f"prepared {key}: {summary['shape']} -> {out}; "
+            f"split {summary['split']['protocol']}, leakage {leak['test_pixels_with_train_in_window']}"
+            f"/{leak['test_pixels']} test px"
+        )
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from .train import pretrain
 
-    summary = pretrain(_config(args), Path(args.data), Path(args.out), threads=args.threads)
+    cfg = _config(args)
+    layout = _layout(cfg)
+    args.data = args.data or layout.prepared(layout.source)
+    args.out = args.out or layout.pretrain_dir()
+    summary = pretrain(cfg, Path(args.data), Path(args.out), threads=args.threads)
     print(f"pretrained: {summary['epochs_run']} epochs, {summary['train_seconds']:.1f} s -> {args.out}")
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     from .train import finetune
 
+    from .policies import get_policy
+
+    cfg = _config(args)
+    layout = _layout(cfg)
+    args.data = args.data or layout.prepared(layout.target)
+    if args.pretrained is None and not get_policy(args.policy).from_scratch:
+        args.pretrained = layout.pretrain_dir(file="model.keras")
+    args.out = args.out or layout.finetune_dir(args.policy, args.seed)
     pretrained = Path(args.pretrained) if args.pretrained else None
-    summary = finetune(_config(args), Path(args.data), pretrained, args.policy, args.seed, Path(args.out), args.threads)
+    summary = finetune(cfg, Path(args.data), pretrained, args.policy, args.seed, Path(args.out), args.threads)
     print(
         f"finetuned {args.policy} seed {args.seed}: {summary['trainable_params']} trainable params, "
         f"{summary['epochs_run']} epochs, {summary['train_seconds']:.1f} s -> {args.out}"
@@ -61,14 +90,27 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate
 
-    m = evaluate(_config(args), Path(args.data), Path(args.run), Path(args.out), threads=args.threads)
+    cfg = _config(args)
+    layout = _layout(cfg)
+    if args.run is None or args.out is None:
+        if args.policy is None or args.seed is None:
+            raise UsageError("evaluate: give --run and --out, or --policy and --seed")
+    args.data = args.data or layout.prepared(layout.target)
+    args.run = args.run or layout.finetune_dir(args.policy, args.seed)
+    args.out = args.out or layout.evaluate_dir(args.policy, args.seed)
+    m = evaluate(cfg, Path(args.data), Path(args.run), Path(args.out), threads=args.threads)
     print(f"evaluated {m['policy']} seed {m['seed']}: OA {m['OA']:.4f} AA {m['AA']:.4f} Kappa {m['Kappa']:.4f}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import build_report
 
-    index = build_report(_config(args), [Path(p) for p in args.runs], Path(args.out), pretrain_dir=Path(args.pretrain) if args.pretrain else None)
+    cfg = _config(args)
+    layout = _layout(cfg)
+    runs = args.runs or [layout.evaluate_dir(p, s) for p in cfg["hsi"]["policies"] for s in cfg["hsi"]["seeds"]]
+    pretrain_dir = args.pretrain or layout.pretrain_dir()
+    out = args.out or layout.report_dir()
+    index = build_report(cfg, [Path(p) for p in runs], Path(out), pretrain_dir=Path(pretrain_dir))
     print(f"report: {index}")
 
 
@@ -123,29 +165,31 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = with_config(add("prepare", cmd_prepare, "split, scale + PCA (fitted on training pixels), write one HDF5"))
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--dataset", help="dataset key (default: hsi.source and hsi.target)")
+    p.add_argument("--out", help="default: results layout (rstransfer.paths)")
 
     p = with_threads(with_config(add("pretrain", cmd_pretrain, "train the model from scratch on the source scene")))
-    p.add_argument("--data", required=True, help="prepared source HDF5")
-    p.add_argument("--out", required=True, help="run folder (model.keras, history.csv, train.json)")
+    p.add_argument("--data", help="prepared source HDF5 (default: results layout)")
+    p.add_argument("--out", help="run folder for model.keras, history.csv, train.json (default: results layout)")
 
     p = with_threads(with_config(add("finetune", cmd_finetune, "fine-tune on the target scene under one policy")))
-    p.add_argument("--data", required=True, help="prepared target HDF5")
-    p.add_argument("--pretrained", help="pretrained model.keras (not needed for Original)")
+    p.add_argument("--data", help="prepared target HDF5 (default: results layout)")
+    p.add_argument("--pretrained", help="pretrained model.keras (default: results layout; unused by Original)")
     p.add_argument("--policy", required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="run folder (default: results layout)")
 
     p = with_threads(with_config(add("evaluate", cmd_evaluate, "test metrics, confusion matrix and scene map")))
-    p.add_argument("--data", required=True)
-    p.add_argument("--run", required=True, help="finetune run folder")
-    p.add_argument("--out", required=True)
+    p.add_argument("--data", help="prepared target HDF5 (default: results layout)")
+    p.add_argument("--run", help="finetune run folder (or give --policy and --seed)")
+    p.add_argument("--policy")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="evaluate folder (default: results layout)")
 
     p = with_config(add("report", cmd_report, "tables, plots and index.html over all evaluated runs"))
-    p.add_argument("--runs", nargs="+", required=True, help="evaluate folders")
-    p.add_argument("--pretrain", help="pretrain run folder")
-    p.add_argument("--out", required=True)
+    p.add_argument("--runs", nargs="+", help="evaluate folders (default: every policy x seed in the config)")
+    p.add_argument("--pretrain", help="pretrain run folder (default: results layout)")
+    p.add_argument("--out", help="report folder (default: results layout)")
 
     p = add("policies", cmd_policies, "trainable parameters per fine-tuning policy (Table 5)")
     p.add_argument("--model", default="hybridsn")

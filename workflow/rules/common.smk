@@ -3,7 +3,9 @@
 from snakemake.utils import validate
 
 from rstransfer.config import check_references, write_effective_config
+from rstransfer.paths import Layout
 from rstransfer.policies import policies_for
+from rstransfer.slurm import slurm_resources
 
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -11,9 +13,19 @@ check_references(config, origin="config")
 
 RESULTS = config["results"]
 HSI = config["hsi"]
-PAIR = f"{HSI['source']}-to-{HSI['target']}"
+L = Layout.from_config(config)  # the results layout, shared with the CLI
 # the CLI reads the merged config (config.yaml + --configfile + --config) from here
 EFFECTIVE_CONFIG = str(write_effective_config(config, f"{RESULTS}/config/effective.yaml"))
+
+# SLURM resources from the validated `slurm:` section (used by `snakemake --profile slurm`)
+GPU_RESOURCES = slurm_resources(config, "gpu")
+CPU_RESOURCES = slurm_resources(config, "cpu")
+
+if config["slurm"]["cpu"]["local"]:
+
+    localrules:
+        prepare,
+        report,
 
 
 wildcard_constraints:
@@ -31,7 +43,7 @@ def get_pretrained(wildcards):
     """Pretrained weights are an input only for policies that use them."""
     if from_scratch(wildcards.policy):
         return []
-    return f"{RESULTS}/pretrain/{HSI['source']}/{wildcards.model}/seed{HSI['pretrain_seed']}/model.keras"
+    return L.pretrain_dir(model=wildcards.model, file="model.keras")
 
 
 def pretrained_arg(wildcards, input):
@@ -39,12 +51,8 @@ def pretrained_arg(wildcards, input):
 
 
 def get_evaluated_runs():
-    return expand(
-        f"{RESULTS}/evaluate/{PAIR}/{HSI['model']}/{{policy}}/seed{{seed}}",
-        policy=HSI["policies"],
-        seed=HSI["seeds"],
-    )
+    return [L.evaluate_dir(p, s) for p in HSI["policies"] for s in HSI["seeds"]]
 
 
 def get_final_output():
-    return [f"{RESULTS}/report/index.html"]
+    return [L.report_dir(file="index.html")]

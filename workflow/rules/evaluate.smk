@@ -1,24 +1,26 @@
 rule evaluate:
     input:
-        data=f"{RESULTS}/prepare/{HSI['target']}.h5",
-        model=f"{RESULTS}/finetune/{PAIR}/{{model}}/{{policy}}/seed{{seed}}/model.keras",
-        info=f"{RESULTS}/finetune/{PAIR}/{{model}}/{{policy}}/seed{{seed}}/train.json",
+        data=L.prepared(HSI["target"]),
+        model=L.finetune_dir("{policy}", "{seed}", "{model}", file="model.keras"),
+        info=L.finetune_dir("{policy}", "{seed}", "{model}", file="train.json"),
     output:
-        metrics=f"{RESULTS}/evaluate/{PAIR}/{{model}}/{{policy}}/seed{{seed}}/metrics.json",
-        confusion=f"{RESULTS}/evaluate/{PAIR}/{{model}}/{{policy}}/seed{{seed}}/confusion.csv",
-        per_class=f"{RESULTS}/evaluate/{PAIR}/{{model}}/{{policy}}/seed{{seed}}/per_class.csv",
-        map=f"{RESULTS}/evaluate/{PAIR}/{{model}}/{{policy}}/seed{{seed}}/map.png",
+        metrics=L.evaluate_dir("{policy}", "{seed}", "{model}", file="metrics.json"),
+        confusion=L.evaluate_dir("{policy}", "{seed}", "{model}", file="confusion.csv"),
+        per_class=L.evaluate_dir("{policy}", "{seed}", "{model}", file="per_class.csv"),
+        map=L.evaluate_dir("{policy}", "{seed}", "{model}", file="map.png"),
     params:
         config=EFFECTIVE_CONFIG,
         run=lambda wc, input: str(Path(input.model).parent),
         out=lambda wc, output: str(Path(output.metrics).parent),
     log:
-        f"{RESULTS}/logs/evaluate/{PAIR}/{{model}}/{{policy}}/seed{{seed}}.log",
+        L.log("evaluate", f"{L.pair}/{{model}}/{{policy}}/seed{{seed}}"),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{PAIR}/{{model}}/{{policy}}/seed{{seed}}.tsv"
+        L.benchmark("evaluate", f"{L.pair}/{{model}}/{{policy}}/seed{{seed}}")
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: config["slurm"]["gpu"]["cpus_per_task"]
+    resources:
+        **GPU_RESOURCES,
     shell:
         "rstransfer evaluate --config {params.config} --data {input.data} --run {params.run}"
         " --out {params.out} --threads {threads} > {log} 2>&1"

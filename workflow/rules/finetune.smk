@@ -1,23 +1,25 @@
 rule finetune:
     input:
-        data=f"{RESULTS}/prepare/{HSI['target']}.h5",
+        data=L.prepared(HSI["target"]),
         pretrained=get_pretrained,
     output:
-        model=f"{RESULTS}/finetune/{PAIR}/{{model}}/{{policy}}/seed{{seed}}/model.keras",
-        history=f"{RESULTS}/finetune/{PAIR}/{{model}}/{{policy}}/seed{{seed}}/history.csv",
-        info=f"{RESULTS}/finetune/{PAIR}/{{model}}/{{policy}}/seed{{seed}}/train.json",
+        model=L.finetune_dir("{policy}", "{seed}", "{model}", file="model.keras"),
+        history=L.finetune_dir("{policy}", "{seed}", "{model}", file="history.csv"),
+        info=L.finetune_dir("{policy}", "{seed}", "{model}", file="train.json"),
     params:
         config=EFFECTIVE_CONFIG,
         settings=lambda wc: config["train"]["finetune"],
         pretrained=pretrained_arg,
         out=lambda wc, output: str(Path(output.model).parent),
     log:
-        f"{RESULTS}/logs/finetune/{PAIR}/{{model}}/{{policy}}/seed{{seed}}.log",
+        L.log("finetune", f"{L.pair}/{{model}}/{{policy}}/seed{{seed}}"),
     benchmark:
-        f"{RESULTS}/benchmarks/finetune/{PAIR}/{{model}}/{{policy}}/seed{{seed}}.tsv"
+        L.benchmark("finetune", f"{L.pair}/{{model}}/{{policy}}/seed{{seed}}")
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: config["slurm"]["gpu"]["cpus_per_task"]
+    resources:
+        **GPU_RESOURCES,
     shell:
         "rstransfer finetune --config {params.config} --data {input.data} {params.pretrained}"
         " --policy {wildcards.policy} --seed {wildcards.seed} --out {params.out}"

@@ -1,15 +1,17 @@
 rule prepare:
     output:
-        f"{RESULTS}/prepare/{{dataset}}.h5",
+        L.prepared("{dataset}"),
     params:
         config=EFFECTIVE_CONFIG,
         settings=lambda wc: {"prepare": config["prepare"], "dataset": config["datasets"][wc.dataset]},
     log:
-        f"{RESULTS}/logs/prepare/{{dataset}}.log",
+        L.log("prepare", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/prepare/{{dataset}}.tsv"
+        L.benchmark("prepare", "{dataset}")
     conda:
         "../../envs/train.yaml"
-    threads: 1
+    threads: config["slurm"]["cpu"]["cpus_per_task"]
+    resources:
+        **CPU_RESOURCES,
     shell:
         "rstransfer prepare --config {params.config} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"

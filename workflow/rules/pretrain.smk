@@ -1,21 +1,23 @@
 rule pretrain:
     input:
-        data=f"{RESULTS}/prepare/{{dataset}}.h5",
+        data=L.prepared("{dataset}"),
     output:
-        model=f"{RESULTS}/pretrain/{{dataset}}/{{model}}/seed{{seed}}/model.keras",
-        history=f"{RESULTS}/pretrain/{{dataset}}/{{model}}/seed{{seed}}/history.csv",
-        info=f"{RESULTS}/pretrain/{{dataset}}/{{model}}/seed{{seed}}/train.json",
+        model=L.pretrain_dir("{dataset}", "{model}", "{seed}", file="model.keras"),
+        history=L.pretrain_dir("{dataset}", "{model}", "{seed}", file="history.csv"),
+        info=L.pretrain_dir("{dataset}", "{model}", "{seed}", file="train.json"),
     params:
         config=EFFECTIVE_CONFIG,
         settings=lambda wc: config["train"]["pretrain"],
         out=lambda wc, output: str(Path(output.model).parent),
     log:
-        f"{RESULTS}/logs/pretrain/{{dataset}}/{{model}}/seed{{seed}}.log",
+        L.log("pretrain", "{dataset}/{model}/seed{seed}"),
     benchmark:
-        f"{RESULTS}/benchmarks/pretrain/{{dataset}}/{{model}}/seed{{seed}}.tsv"
+        L.benchmark("pretrain", "{dataset}/{model}/seed{seed}")
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: config["slurm"]["gpu"]["cpus_per_task"]
+    resources:
+        **GPU_RESOURCES,
     shell:
         "rstransfer pretrain --config {params.config} --data {input.data} --out {params.out}"
         " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,56 @@
+"""The results layout, in one place: the Snakemake rules, the CLI defaults (used by the
+jobs/ sbatch scripts) and the report all derive their paths from here.
+
+Arguments may be concrete values or Snakemake wildcards such as ``"{policy}"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Layout:
+    results: str
+    source: str
+    target: str
+    model: str
+    pretrain_seed: int
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layout:
+        hsi = config["hsi"]
+        return cls(config["results"], hsi["source"], hsi["target"], hsi["model"], hsi["pretrain_seed"])
+
+    @property
+    def pair(self) -> str:
+        return f"{self.source}-to-{self.target}"
+
+    def prepared(self, dataset: str) -> str:
+        return f"{self.results}/prepare/{dataset}.h5"
+
+    def pretrain_dir(
+        self, dataset: str | None = None, model: str | None = None, seed: Any = None, file: str = ""
+    ) -> str:
+        seed = self.pretrain_seed if seed is None else seed
+        return _join(f"{self.results}/pretrain/{dataset or self.source}/{model or self.model}/seed{seed}", file)
+
+    def finetune_dir(self, policy: str, seed: Any, model: str | None = None, file: str = "") -> str:
+        return _join(f"{self.results}/finetune/{self.pair}/{model or self.model}/{policy}/seed{seed}", file)
+
+    def evaluate_dir(self, policy: str, seed: Any, model: str | None = None, file: str = "") -> str:
+        return _join(f"{self.results}/evaluate/{self.pair}/{model or self.model}/{policy}/seed{seed}", file)
+
+    def report_dir(self, file: str = "") -> str:
+        return _join(f"{self.results}/report", file)
+
+    def log(self, rule: str, name: str) -> str:
+        return f"{self.results}/logs/{rule}/{name}.log"
+
+    def benchmark(self, rule: str, name: str) -> str:
+        return f"{self.results}/benchmarks/{rule}/{name}.tsv"
+
+
+def _join(folder: str, file: str) -> str:
+    return f"{folder}/{file}" if file else folder
