@@ -1,5 +1,18 @@
 #!/usr/bin/env bash
 # The full suite, as `make test` and CI run it (the Makefile has put .venv/bin on PATH).
-set -euo pipefail
+# Starts the project's local SLURM cluster (root only), always stops it again by pid, even
+# when tests fail, and makes the SLURM tests mandatory when the cluster is up.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-python -m pytest tests "$@"
+T0=$SECONDS
+if [ "$(id -u)" = 0 ] && [ "${RSTRANSFER_NO_SLURM:-0}" != 1 ]; then
+  trap 'bash tests/slurm/stop.sh >/dev/null 2>&1 || true' EXIT
+  bash tests/slurm/start.sh || { echo "tests/run.sh: local SLURM cluster failed to start" >&2; exit 1; }
+  export RSTRANSFER_SLURM=1 RSTRANSFER_SLURM_REQUIRED=1
+else
+  echo "tests/run.sh: not root (or RSTRANSFER_NO_SLURM=1): SLURM tests will be skipped" >&2
+fi
+python -m pytest tests --durations=15 "$@"
+rc=$?
+echo "tests/run.sh: pytest exit $rc after $((SECONDS - T0)) s"
+exit $rc

@@ -141,6 +141,12 @@ def cmd_download(args: argparse.Namespace) -> None:
     print(download(entry, Path(cfg.get("data_root", ".")) / entry["path"]))
 
 
+def cmd_launch(args: argparse.Namespace) -> None:
+    from .launch import launch
+
+    raise SystemExit(launch(args.config or ["config.yaml"], args.command_args, dry_run=args.dry_run))
+
+
 def cmd_config(args: argparse.Namespace) -> None:
     import yaml
 
@@ -200,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(add("download", cmd_download, "download a dataset declared with url + sha256"))
     p.add_argument("--dataset", required=True)
+
+    p = with_config(
+        add("launch", cmd_launch, "run a training step as the config's distribution says (srun / horovodrun / plain)")
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    p.add_argument("command_args", nargs=argparse.REMAINDER, help="-- SUBCOMMAND [ARGS...]")
 
     with_config(add("config", cmd_config, "print the merged, validated config"))
     return parser

@@ -106,7 +106,7 @@ def make_callbacks(fit_cfg: dict[str, Any], dist: dist_mod.Dist, steps_per_epoch
 
     recorder = _Recorder.make(fit_cfg["monitor"])
     callbacks = dist.callbacks(
-        warmup_epochs=min(3, fit_cfg["epochs"]) if dist.size > 1 else 0,
+        warmup_epochs=min(fit_cfg["warmup_epochs"], fit_cfg["epochs"]) if dist.size > 1 else 0,
         initial_lr=fit_cfg["learning_rate"] * dist.size,
         steps_per_epoch=steps_per_epoch,
     )
@@ -124,12 +124,13 @@ def datasets(prepared: Prepared, fit_cfg: dict[str, Any], seed: int, dist: dist_
     vrows, vcols, vy = prepared.pixels(VAL)
     if len(y) == 0 or len(vy) == 0:
         raise DataFormatError(f"{prepared.dataset}: no training or validation pixels in the prepared split")
-    global_bs = fit_cfg["batch_size"]
-    per_rank = max(1, global_bs // dist.size)
+    # Horovod convention: batch_size is per rank; the global batch is batch_size x ranks and
+    # the learning rate is scaled by ranks (compile_model), with warm-up (dist.callbacks).
+    per_rank = fit_cfg["batch_size"]
     steps = math.ceil(len(y) / (per_rank * dist.size))
     train = patch_dataset(
         prepared.cube, rows, cols, y, prepared.window, per_rank,
-        shuffle=True, seed=seed, shard=dist.shard(), repeat=True,
+        shuffle=fit_cfg["shuffle"], seed=seed, shard=dist.shard(), repeat=True,
     )
     # every rank must run the same number of validation steps (allreduced metrics)
     val_steps = math.ceil(len(vy) / (per_rank * dist.size))

@@ -60,8 +60,9 @@ case $WITH_DBD in 0|1) ;; *) die "WITH_DBD must be 0 or 1, not '$WITH_DBD'" ;; e
 
 mkdir -p "$P"
 # One start.sh at a time per prefix (two test sessions starting together).
+# NB: every daemon is started with 9>&-, or it would inherit the lock and hold it forever.
 exec 9>"$P/.start.lock"
-flock -w 600 9 || die "another start.sh holds $P/.start.lock"
+flock -w 300 9 || die "another start.sh holds $P/.start.lock"
 
 # ------------------------------------------------------------------- helpers
 alive() {  # alive <pidfile> <comm>: pid file names a live process with that name
@@ -81,6 +82,20 @@ waitfor() {  # waitfor <secs> <cmd...>: retry every 0.25 s
   local n=$(( $1 * 4 )); shift
   for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
   return 1
+}
+# wait_up <secs> <pidfile> <comm> <logfile> <cmd...>: like waitfor, but gives up
+# as soon as the daemon is gone (after a 5 s grace for daemonizing) and then
+# dies with the last fatal/error lines of its log.
+wait_up() {
+  local n=$(( $1 * 4 )) pf=$2 comm=$3 logf=$4 i; shift 4
+  for ((i = 1; i <= n; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    if [ "$i" -gt 20 ] && ! alive "$pf" "$comm"; then break; fi
+    sleep 0.25
+  done
+  log "$comm did not come up; from $logf:"
+  grep -iE 'fatal|error' "$logf" 2>/dev/null | grep -v pmix | tail -3 >&2
+  die "$comm failed to start, see $logf"
 }
 # put_file <path> <mode>  (content on stdin): rewrite only if different.
 # Returns 0 if the file changed, 1 if it was already up to date.
@@ -150,7 +165,12 @@ AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
 # the link to slurmdbd authenticates through OUR munge socket, not /run/munge:
 AccountingStoragePass=$SOCK
+# track GPUs as a TRES (sacct ReqTRES/AllocTRES show gres/gpu=N);
+# slurmctld is fatal with this but without slurmdbd
 AccountingStorageTRES=gres/gpu
+# keep --comment in sacct: snakemake's slurm plugin names every job after the
+# run UUID and puts the rule (rule_NAME) into the comment
+AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none"
 else
   ACCT="AccountingStorageType=accounting_storage/none
@@ -249,9 +269,10 @@ fi
 # ---------------------------------------------------------------- 3. daemons
 if ! alive "$RUN/munged.pid" munged; then
   log "starting munged"
+  rm -f "$RUN/munged.pid"
   munged --key-file="$P/munge/munge.key" --socket="$SOCK" --pid-file="$RUN/munged.pid" \
-    --log-file="$P/log/munged.log" --seed-file="$P/munge/munged.seed" --num-threads=4 --force
-  waitfor 10 munge -S "$SOCK" -n || die "munged does not answer, see $P/log/munged.log"
+    --log-file="$P/log/munged.log" --seed-file="$P/munge/munged.seed" --num-threads=4 --force 9>&-
+  wait_up 10 "$RUN/munged.pid" munged "$P/log/munged.log" munge -S "$SOCK" -n
 fi
 
 if [ "$WITH_DBD" = 1 ]; then
@@ -264,14 +285,15 @@ if [ "$WITH_DBD" = 1 ]; then
   fi
   if ! alive "$RUN/mariadbd.pid" mariadbd; then
     log "starting mariadbd (127.0.0.1:$DB_PORT)"
-    rm -f "$DB/mysqld.sock"
+    rm -f "$DB/mysqld.sock" "$RUN/mariadbd.pid"
     setsid nohup mariadbd --no-defaults --user=root --datadir="$DB/data" --socket="$DB/mysqld.sock" \
       --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$RUN/mariadbd.pid" \
       --log-error="$P/log/mariadbd.log" --innodb-buffer-pool-size=128M \
-      --innodb-lock-wait-timeout=900 --skip-name-resolve </dev/null >/dev/null 2>&1 &
-    waitfor 60 mariadb --no-defaults -S "$DB/mysqld.sock" -uroot -e 'select 1' \
-      || die "mariadbd does not answer, see $P/log/mariadbd.log"
-    waitfor 10 test -s "$RUN/mariadbd.pid" || die "mariadbd wrote no pid file"
+      --innodb-lock-wait-timeout=900 --skip-name-resolve </dev/null >/dev/null 2>&1 9>&- &
+    echo $! > "$RUN/mariadbd.pid"    # setsid/nohup exec: $! is mariadbd itself
+    wait_up 60 "$RUN/mariadbd.pid" mariadbd "$P/log/mariadbd.log" \
+      mariadb --no-defaults -S "$DB/mysqld.sock" -uroot -e 'select 1'
+    waitfor 10 alive "$RUN/mariadbd.pid" mariadbd || die "mariadbd wrote no pid file"
     mariadb --no-defaults -S "$DB/mysqld.sock" -uroot -e "
       CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurmpw';
       CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurmpw';
@@ -283,8 +305,9 @@ if [ "$WITH_DBD" = 1 ]; then
   fi
   if ! alive "$RUN/slurmdbd.pid" slurmdbd; then
     log "starting slurmdbd (127.0.0.1:$DBD_PORT)"
-    slurmdbd        # daemonizes; reads slurmdbd.conf next to $SLURM_CONF
-    waitfor 60 timeout 5 sacctmgr -n list cluster || die "slurmdbd does not answer, see $P/log/slurmdbd.log"
+    rm -f "$RUN/slurmdbd.pid"
+    slurmdbd 9>&-   # daemonizes; reads slurmdbd.conf next to $SLURM_CONF
+    wait_up 60 "$RUN/slurmdbd.pid" slurmdbd "$P/log/slurmdbd.log" timeout 5 sacctmgr -n list cluster
   fi
   # the cluster must exist in the DB before slurmctld registers its TRES,
   # otherwise slurmctld dies ("Problem adding tres to the database")
@@ -303,23 +326,40 @@ if ! alive "$RUN/slurmctld.pid" slurmctld; then
   # accounting DB outlives slurmctld, and `sacct -j N` must not find an older N.
   if [ "$FRESH_STATE" = 1 ]; then log "FRESH_STATE=1: wiping slurmctld state"; rm -rf "${P:?}/state/"*; fi
   log "starting slurmctld (127.0.0.1:$CTLD_PORT)"
-  slurmctld -i     # -i: ignore unreadable state (config changed since last run)
-  waitfor 30 timeout 5 scontrol ping || die "slurmctld does not answer, see $P/log/slurmctld.log"
+  rm -f "$RUN/slurmctld.pid"
+  slurmctld -i 9>&-   # -i: ignore unreadable state (config changed since last run)
+  wait_up 30 "$RUN/slurmctld.pid" slurmctld "$P/log/slurmctld.log" timeout 5 scontrol ping
 fi
 if ! alive "$RUN/slurmd.pid" slurmd; then
   rm -rf "${P:?}/spool/"*
   mkdir -p "$P/spool/slurmd.$NODE"     # must exist before slurmd starts
   log "starting slurmd (node $NODE: $CPUS cpus, ${MEM} MB, gpu:$GPUS)"
-  slurmd -N "$NODE"
+  rm -f "$RUN/slurmd.pid"
+  slurmd -N "$NODE" 9>&-
 fi
 
 node_state() { timeout 5 sinfo -h -n "$NODE" -o %T 2>/dev/null | head -1; }
 node_ok() { node_state | grep -qxE 'idle|mixed|allocated|completing|reserved|planned'; }
-if ! waitfor "$WAIT" node_ok; then
-  st=$(timeout 5 sinfo -h -n "$NODE" -o '%T %E' 2>/dev/null || true)
-  log "node $NODE is '$st': trying state=resume"
-  timeout 5 scontrol update nodename="$NODE" state=resume || true
-  waitfor 20 node_ok || die "node $NODE not usable ('$st'), see $P/log/slurmd.log and slurmctld.log"
+if ! node_ok; then
+  resumed=0
+  for ((i = 1; ; i++)); do
+    node_ok && break
+    st=$(timeout 5 sinfo -h -n "$NODE" -o '%T %E' 2>/dev/null || true)
+    if [ "$i" -gt 20 ] && ! alive "$RUN/slurmd.pid" slurmd; then
+      log "slurmd died; from $P/log/slurmd.log:"
+      grep -iE 'fatal|error' "$P/log/slurmd.log" 2>/dev/null | grep -v pmix | tail -3 >&2
+      die "slurmd failed to start (node '$st')"
+    fi
+    # e.g. drained after a gres mismatch that is fixed now (ReturnToService=2
+    # does not undo a drain): resume once, after slurmd had time to register
+    if [ "$resumed" = 0 ] && [ "$i" -gt 12 ] && [[ $st =~ drain|down|inval|fail ]]; then
+      log "node $NODE is '$st': trying state=resume"
+      timeout 5 scontrol update nodename="$NODE" state=resume || true
+      resumed=1
+    fi
+    [ "$i" -le $((WAIT * 4)) ] || die "node $NODE not usable after ${WAIT}s ('$st'), see $P/log/slurmd.log and slurmctld.log"
+    sleep 0.25
+  done
 fi
 
 if [ -n "$RESV" ] && ! timeout 5 scontrol show reservation "$RESV" >/dev/null 2>&1; then

@@ -42,9 +42,9 @@ class Prepared:
         return rows.astype(np.int32), cols.astype(np.int32), (self.labels[rows, cols] - 1).astype(np.int32)
 
 
-def split_settings(cfg: dict[str, Any]) -> SplitSettings:
+def split_settings(cfg: dict[str, Any], dataset: str | None = None) -> SplitSettings:
     prep = cfg["prepare"]
-    sp = prep["split"]
+    sp = {**prep["split"], **cfg["datasets"].get(dataset, {}).get("split", {})}
     return SplitSettings(
         protocol=sp["protocol"],
         train=sp["train"],
@@ -92,7 +92,7 @@ def apply_reduction(cube: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarr
 
 def prepare_scene(scene: Scene, cfg: dict[str, Any], out: Path, origin: str) -> dict[str, Any]:
     """Split, fit the reduction on training pixels, write the HDF5 atomically; return the summary."""
-    settings = split_settings(cfg)
+    settings = split_settings(cfg, scene.name)
     split = make_split(scene.labels, scene.class_names, settings, origin)
     leak = leakage(split, settings.window)
     if settings.protocol == "disjoint" and leak["test_pixels_with_train_in_window"] != 0:

@@ -1,0 +1,240 @@
+"""The workflow and the jobs/ scripts on the project's real local SLURM cluster.
+
+* the demo DAG through ``snakemake --profile slurm`` (epochs/time/paths overridden only);
+  every GPU rule ran as a SLURM job with the configured gres, partition and reservation;
+* every ``jobs/*.sbatch`` submitted with sbatch and chained with --dependency=afterok;
+* failures: a failing job, a scancel-led job, a bad slurm: section; reruns resume.
+
+Needs tests/slurm/start.sh (tests/run.sh starts it); skipped with a reason otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
+import slurmtools  # noqa: E402
+from test_slurm_cluster import slurm_cluster  # noqa: E402,F401  (fixture)
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+CI_OVERRIDE = REPO / "tests/workflow/slurm-ci.yaml"
+GPU_RULES = ("pretrain", "finetune", "evaluate")
+
+
+SLURM_LOGS = Path(os.environ.get("PYTEST_SLURM_LOGDIR", "/tmp/rstransfer-test-slurm-logs"))
+
+
+def snakemake(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    """`snakemake --profile slurm ...` from the repo root; SIGINT on timeout (the plugin
+    ignores SIGTERM while jobs run). SLURM logs go to a scratch folder, not the repo."""
+    cmd = [
+        "timeout", "-s", "INT", str(timeout),
+        "snakemake", *args, "--profile", "slurm", "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-logdir", str(SLURM_LOGS),
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    print(f"$ {' '.join(cmd)}\n-> exit {proc.returncode}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def rule_jobs(run_uuid_jobs: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    by_rule: dict[str, list[dict[str, str]]] = {}
+    for rec in run_uuid_jobs:
+        m = re.match(r"rule_([a-z_]+?)(_wildcards|$)", rec["Comment"])
+        if m:
+            by_rule.setdefault(m.group(1), []).append(rec)
+    return by_rule
+
+
+def sacct_since(start: str) -> list[dict[str, str]]:
+    proc = slurmtools.run(
+        ["sacct", "-X", "-n", "-P", "-S", start, "-o", "JobID,JobName%60,Comment%120,Partition,ReqTRES,Reservation,State"],
+        timeout=30,
+    )
+    keys = ["JobID", "JobName", "Comment", "Partition", "ReqTRES", "Reservation", "State"]
+    return [dict(zip(keys, line.split("|"), strict=False)) for line in proc.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def dag_run(slurm_cluster, tmp_path_factory):  # noqa: F811
+    results = tmp_path_factory.mktemp("slurm") / "results"
+    start = time.strftime("%Y-%m-%dT%H:%M:%S")
+    t0 = time.monotonic()
+    proc = snakemake("--configfile", str(CI_OVERRIDE), "--config", f"results={results}")
+    return {"proc": proc, "results": results, "start": start, "seconds": time.monotonic() - t0}
+
+
+def test_demo_dag_runs_through_sbatch(dag_run):
+    proc = dag_run["proc"]
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    gpu = config["slurm"]["gpu"]
+    n_policies, n_seeds = len(config["hsi"]["policies"]), len(config["hsi"]["seeds"])
+
+    by_rule = rule_jobs(slurmtools.accounting_enabled() and sacct_since(dag_run["start"]) or [])
+    expected = {"pretrain": 1, "finetune": n_policies * n_seeds, "evaluate": n_policies * n_seeds}
+    assert {r: len(by_rule.get(r, [])) for r in GPU_RULES} == expected
+    for rule in GPU_RULES:
+        for rec in by_rule[rule]:
+            tres = slurmtools.parse_tres(rec["ReqTRES"])
+            assert rec["State"] == "COMPLETED", rec
+            assert rec["Partition"] == gpu["partition"], rec
+            assert tres.get("gres/gpu") == gpu["gres"].split(":")[-1], rec
+            assert rec["Reservation"] == gpu["reservation"], rec
+    # CPU rules stay on the submit host (slurm.cpu.local: true)
+    assert "prepare" not in by_rule and "report" not in by_rule
+    print(f"CI: demo DAG through snakemake --profile slurm: {sum(expected.values())} GPU jobs, "
+          f"{dag_run['seconds']:.0f} s, all gres/gpu=1 partition={gpu['partition']} reservation={gpu['reservation']}")
+
+
+def test_report_timing_table_shows_job_ids_and_gpu_hours(dag_run):
+    results = dag_run["results"]
+    timing = (results / "report/timing.csv").read_text()
+    assert "SLURM job ids" in timing and "GPU-hours" in timing
+    by_rule = rule_jobs(sacct_since(dag_run["start"]))
+    finetune_ids = {r["JobID"] for r in by_rule["finetune"]}
+    for train_json in results.glob("finetune/*/*/*/seed*/train.json"):
+        info = json.loads(train_json.read_text())
+        assert info["run"]["slurm_job_id"] in finetune_ids
+        assert info["run"]["slurm_partition"] == "gpus"
+        assert info["run"]["slurm_nodelist"] not in ("", "local")
+        assert info["run"]["n_gpus"] == 1 and info["gpu_hours"] > 0
+        assert info["run"]["slurm_job_id"] in timing
+
+
+def test_rerun_does_nothing(dag_run):
+    assert dag_run["proc"].returncode == 0
+    proc = snakemake("--configfile", str(CI_OVERRIDE), "--config", f"results={dag_run['results']}", timeout=300)
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def _write_jobs_config(path: Path, **overrides) -> Path:
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["hsi"]["policies"] = ["Network_2"]
+    cfg["train"]["pretrain"]["epochs"] = 1
+    cfg["train"]["finetune"]["epochs"] = 1
+    cfg.update(overrides)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_jobs_scripts_chained_with_afterok(slurm_cluster, tmp_path):  # noqa: F811
+    """Every jobs/*.sbatch, submitted the way jobs/README.md says, from a scratch folder."""
+    config = _write_jobs_config(tmp_path / "config.yaml")
+    env = {**os.environ, "CONFIG": str(config), "RSTRANSFER_VENV": str(REPO / ".venv")}
+    chain = [("prepare", []), ("pretrain", []), ("finetune", ["Network_2", "0"]), ("evaluate", ["Network_2", "0"]), ("report", [])]
+    ids: list[int] = []
+    for name, args in chain:
+        dep = [f"--dependency=afterok:{ids[-1]}"] if ids else []
+        cmd = ["sbatch", "--parsable", *dep, str(REPO / f"jobs/{name}.sbatch"), *args]
+        out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+        ids.append(int(out.strip().split(";")[0]))
+    results = {name: slurmtools.wait_job(i, timeout=600) for (name, _), i in zip(chain, ids, strict=True)}
+    for (name, _), job_id in zip(chain, ids, strict=True):
+        out, err = tmp_path / f"{name}_out.{job_id}", tmp_path / f"{name}_err.{job_id}"
+        assert out.exists() and err.exists(), f"{name}: %x_out.%j / %x_err.%j missing"
+        assert results[name].state == "COMPLETED", f"{name}: {results[name].state}\n{err.read_text()[-2000:]}"
+        info = results[name].info
+        if info:  # scontrol still knows the job (MinJobAge)
+            assert info["Partition"] == "gpus" and info.get("Reservation") == "deep_learning"
+    r = tmp_path / "results"
+    assert {p.name for p in (r / "prepare").glob("*.h5")} == {"synthetic_source.h5", "synthetic_target.h5"}
+    metrics = json.loads(next(r.glob("evaluate/*/hybridsn/Network_2/seed0/metrics.json")).read_text())
+    assert 0 < metrics["OA"] <= 1 and metrics["train"]["run"]["slurm_job_id"] == str(ids[2])
+    assert "Network_2" in (r / "report/index.html").read_text()
+    assert "evaluated Network_2 seed 0" in (tmp_path / f"evaluate_out.{ids[3]}").read_text()
+    print(f"CI: jobs/*.sbatch chained under sbatch: job ids {ids}, all COMPLETED")
+
+
+def _slurm_log_paths(text: str) -> list[Path]:
+    return [Path(p) for p in re.findall(re.escape(str(SLURM_LOGS)) + r"/\S+?\.log", text)]
+
+
+def test_failed_job_stops_with_log_path_then_rerun_resumes(slurm_cluster, tmp_path):  # noqa: F811
+    results = tmp_path / "results"
+    bad = tmp_path / "bad.yaml"
+    # prepare runs as a CPU job here, and the target's data folder does not exist
+    bad.write_text(yaml.safe_dump({
+        "datasets": {"salinas_a": {"reader": "salinas_a", "path": str(tmp_path / "missing"), "split": {"block_size": 12}}},
+        "hsi": {"target": "salinas_a"},
+        "slurm": {"cpu": {"local": False}},
+    }))
+    targets = [f"{results}/prepare/synthetic_source.h5", f"{results}/prepare/salinas_a.h5"]
+    # --keep-going: let the healthy job finish so the rerun has something not to redo
+    proc = snakemake(*targets, "--keep-going", "--configfile", str(CI_OVERRIDE), str(bad),
+                     "--config", f"results={results}", timeout=300)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    logs = [p for p in _slurm_log_paths(text) if "prepare" in str(p)]
+    assert logs, f"no SLURM log path printed:\n{text[-3000:]}"
+    assert (results / "prepare/synthetic_source.h5").exists()
+    assert not (results / "prepare/salinas_a.h5").exists()
+    rule_log = (results / "logs/prepare/salinas_a.log").read_text()
+    assert "rstransfer: error:" in rule_log and "datasets.salinas_a.path" in rule_log
+
+    done = (results / "prepare/synthetic_source.h5").stat().st_mtime_ns
+    shared = REPO.parent / "shared/data/salinas_a"
+    if not shared.exists():
+        pytest.skip("../shared/data/salinas_a missing: cannot check the resumed rerun")
+    good = tmp_path / "good.yaml"
+    good.write_text(bad.read_text().replace(str(tmp_path / "missing"), str(shared)))
+    proc = snakemake(*targets, "--configfile", str(CI_OVERRIDE), str(good), "--config", f"results={results}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (results / "prepare/synthetic_source.h5").stat().st_mtime_ns == done, "finished step was redone"
+    assert (results / "prepare/salinas_a.h5").exists()
+
+
+def test_scancelled_job_stops_snakemake(slurm_cluster, tmp_path):  # noqa: F811
+    results = tmp_path / "results"
+    long_run = tmp_path / "long.yaml"
+    long_run.write_text(yaml.safe_dump({"train": {"pretrain": {"epochs": 500, "patience": 500}}}))
+    target = f"{results}/pretrain/synthetic_source/hybridsn/seed0/model.keras"
+    cmd = ["timeout", "-s", "INT", "400", "snakemake", target, "--configfile", str(long_run),
+           "--config", f"results={results}", "--profile", "slurm",
+           "--slurm-init-seconds-before-status-checks", "2", "--slurm-logdir", str(SLURM_LOGS)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job_id = None
+    deadline = time.monotonic() + 240
+    while job_id is None and time.monotonic() < deadline:
+        out = slurmtools.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], timeout=15).stdout
+        job_id = next((line.split("|")[0] for line in out.splitlines() if "rule_pretrain" in line), None)
+        time.sleep(1)
+    assert job_id, "pretrain job never started"
+    time.sleep(3)
+    slurmtools.run(["scancel", job_id], timeout=15)
+    text, _ = proc.communicate(timeout=300)
+    assert proc.returncode not in (0, 124), text[-3000:]
+    assert "Error" in text and _slurm_log_paths(text), text[-3000:]
+    assert not Path(target).exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "slurm_message"),
+    [
+        ({"partition": "nosuchpartition"}, "invalid partition"),
+        ({"gres": "gpx:1"}, "Invalid generic resource"),
+    ],
+)
+def test_bad_slurm_section_fails_with_slurm_message(slurm_cluster, tmp_path, override, slurm_message):  # noqa: F811
+    results = tmp_path / "results"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"slurm": {"gpu": override}}))
+    t0 = time.monotonic()
+    proc = snakemake(f"{results}/pretrain/synthetic_source/hybridsn/seed0/model.keras",
+                     "--configfile", str(CI_OVERRIDE), str(bad), "--config", f"results={results}", timeout=240)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode not in (0, 124), "snakemake hung or succeeded"
+    assert slurm_message.lower() in text.lower(), text[-3000:]
+    assert time.monotonic() - t0 < 200
