@@ -221,7 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (RSTransferError, KeyError) as exc:
+    except RSTransferError as exc:
+        from .checkpoint import EXIT_RESUMABLE, TrainingInterrupted
+
+        print(f"rstransfer: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_RESUMABLE if isinstance(exc, TrainingInterrupted) else 2
+    except KeyError as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"rstransfer: error: {' '.join(str(msg).split())}", file=sys.stderr)
         return 2

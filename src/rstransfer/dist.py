@@ -47,6 +47,10 @@ class Dist:
     def barrier(self) -> None:
         return None
 
+    def any(self, flag: bool) -> bool:
+        """True if ``flag`` is set on any rank (collective under Horovod)."""
+        return bool(flag)
+
 
 KERAS3_MESSAGE = (
     "distribution.mode horovod needs the Keras 2 API (tf_keras with TF_USE_LEGACY_KERAS=1); "

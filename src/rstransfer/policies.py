@@ -75,16 +75,17 @@ def apply_policy(model: Any, policy: Policy) -> Any:
     return model
 
 
-def transfer_weights(source: Any, target: Any) -> list[str]:
+def transfer_weights(source: Any, target: Any, skip: tuple[str, ...] = ()) -> list[str]:
     """Copy weights layer by layer, by name, where shapes match; return the copied names.
 
-    A head whose class count differs (or an inserted layer) keeps its fresh initialisation.
+    A head whose class count differs (or an inserted layer, or a layer named in ``skip``)
+    keeps its fresh initialisation.
     """
     copied = []
     src = {layer.name: layer for layer in source.layers}
     for layer in target.layers:
         weights = layer.get_weights()
-        if not weights or layer.name not in src:
+        if not weights or layer.name not in src or layer.name in skip:
             continue
         theirs = src[layer.name].get_weights()
         if len(theirs) == len(weights) and all(a.shape == b.shape for a, b in zip(theirs, weights, strict=True)):

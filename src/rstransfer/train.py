@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from . import checkpoint
 from . import dist as dist_mod
+from .config import config_digest
 from .data.prepare import Prepared, load_prepared
 from .data.splits import TRAIN, VAL
 from .errors import DataFormatError
@@ -62,62 +64,28 @@ def compile_model(model: Any, fit_cfg: dict[str, Any], dist: dist_mod.Dist) -> A
     return model
 
 
-class _Recorder:
-    """Builds the Keras callback that times epochs and keeps the best weights in memory."""
-
-    @staticmethod
-    def make(monitor: str) -> Any:
-        from ._keras import keras
-
-        class Recorder(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.monitor = monitor
-                self.mode_max = monitor.endswith("accuracy")
-                self.best = -math.inf if self.mode_max else math.inf
-                self.best_epoch = -1
-                self.best_weights: list[np.ndarray] | None = None
-                self.rows: list[dict[str, float]] = []
-                self._t0 = 0.0
-
-            def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-                self._t0 = time.perf_counter()
-
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                logs = dict(logs or {})
-                row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items() if k != "lr"}}
-                row["seconds"] = time.perf_counter() - self._t0
-                self.rows.append(row)
-                value = logs.get(self.monitor)
-                if value is None:
-                    return
-                better = value > self.best if self.mode_max else value < self.best
-                if better:
-                    self.best, self.best_epoch = float(value), epoch + 1
-                    self.best_weights = self.model.get_weights()
-
-        return Recorder()
-
-
-def make_callbacks(fit_cfg: dict[str, Any], dist: dist_mod.Dist, steps_per_epoch: int) -> tuple[list[Any], Any]:
-    """The one place callbacks are assembled: Horovod's first (broadcast, metric averaging,
-    warm-up), then the recorder (model selection on val data) and early stopping."""
-    from ._keras import keras
-
-    recorder = _Recorder.make(fit_cfg["monitor"])
+def make_callbacks(
+    fit_cfg: dict[str, Any], dist: dist_mod.Dist, steps_per_epoch: int, seed: int, ckpt: Path, fingerprint: str
+) -> tuple[list[Any], dict[str, Any]]:
+    """The one place callbacks are assembled. Order matters: Horovod's first (broadcast,
+    metric averaging, warm-up), then stop-on-signal, per-epoch reseeding, the recorder
+    (model selection and early stopping on validation data) and the checkpointer."""
+    parts = checkpoint.make_callbacks(
+        monitor=fit_cfg["monitor"], patience=fit_cfg["patience"], seed=seed, ckpt=ckpt,
+        fingerprint=fingerprint, dist=dist,
+    )
     callbacks = dist.callbacks(
         warmup_epochs=min(fit_cfg["warmup_epochs"], fit_cfg["epochs"]) if dist.size > 1 else 0,
         initial_lr=fit_cfg["learning_rate"] * dist.size,
         steps_per_epoch=steps_per_epoch,
     )
-    callbacks += [
-        recorder,
-        keras.callbacks.EarlyStopping(monitor=fit_cfg["monitor"], patience=fit_cfg["patience"]),
-    ]
-    return callbacks, recorder
+    callbacks += [parts["stopper"], parts["reseed"], parts["recorder"], parts["checkpointer"]]
+    return callbacks, parts
 
 
-def datasets(prepared: Prepared, fit_cfg: dict[str, Any], seed: int, dist: dist_mod.Dist) -> dict[str, Any]:
+def datasets(
+    prepared: Prepared, fit_cfg: dict[str, Any], seed: int, dist: dist_mod.Dist, first_epoch: int = 0
+) -> dict[str, Any]:
     from .data.patches import patch_dataset
 
     rows, cols, y = prepared.pixels(TRAIN)
@@ -130,7 +98,7 @@ def datasets(prepared: Prepared, fit_cfg: dict[str, Any], seed: int, dist: dist_
     steps = math.ceil(len(y) / (per_rank * dist.size))
     train = patch_dataset(
         prepared.cube, rows, cols, y, prepared.window, per_rank,
-        shuffle=fit_cfg["shuffle"], seed=seed, shard=dist.shard(), repeat=True,
+        shuffle=fit_cfg["shuffle"], seed=seed, shard=dist.shard(), steps_per_epoch=steps, first_epoch=first_epoch,
     )
     # every rank must run the same number of validation steps (allreduced metrics)
     val_steps = math.ceil(len(vy) / (per_rank * dist.size))
@@ -154,19 +122,37 @@ def fit_and_save(
     and train.json (atomically, by rename)."""
     from .models import count_params
 
-    data = datasets(prepared, fit_cfg, seed, dist)
-    callbacks, recorder = make_callbacks(fit_cfg, dist, data["steps"])
+    ckpt = checkpoint.checkpoint_dir(out_dir)
+    fingerprint = config_digest({"fit": fit_cfg, "seed": seed, "extra": extra, "size": dist.size})
+    steps = datasets(prepared, fit_cfg, seed, dist)["steps"]
+    callbacks, parts = make_callbacks(fit_cfg, dist, steps, seed, ckpt, fingerprint)
+    recorder = parts["recorder"]
+    first_epoch = checkpoint.load_checkpoint(ckpt, model, recorder, fingerprint)
+    if first_epoch and dist.is_root:
+        print(f"resuming from {ckpt} after epoch {first_epoch}", flush=True)
+    data = datasets(prepared, fit_cfg, seed, dist, first_epoch=first_epoch)
     t0 = time.perf_counter()
-    model.fit(
-        data["train"],
-        epochs=fit_cfg["epochs"],
-        steps_per_epoch=data["steps"],
-        validation_data=data["val"],
-        validation_steps=data["val_steps"] if dist.size > 1 else None,
-        callbacks=callbacks,
-        verbose=2 if dist.is_root else 0,
-    )
-    wall = time.perf_counter() - t0
+    early_stopped = first_epoch and recorder.best_epoch > 0 and first_epoch - recorder.best_epoch >= fit_cfg["patience"]
+    if first_epoch < fit_cfg["epochs"] and not early_stopped:
+        model.fit(
+            data["train"],
+            epochs=fit_cfg["epochs"],
+            initial_epoch=first_epoch,
+            steps_per_epoch=data["steps"],
+            validation_data=data["val"],
+            validation_steps=data["val_steps"] if dist.size > 1 else None,
+            callbacks=callbacks,
+            verbose=2 if dist.is_root else 0,
+        )
+    stopper = parts["stopper"]
+    if stopper.interrupted:
+        done = len(recorder.rows)
+        raise checkpoint.TrainingInterrupted(
+            f"{stopper.signal_name or 'signal'} received: stopped after {done} complete epoch(s); "
+            f"checkpoint in {ckpt}; rerun the same step to resume"
+        )
+    # wall time of this process plus the epochs done before a resume
+    wall = time.perf_counter() - t0 + sum(r["seconds"] for r in recorder.rows[: recorder.resumed_from])
     if recorder.best_weights is not None:
         model.set_weights(recorder.best_weights)
     epoch_seconds = [r["seconds"] for r in recorder.rows]
@@ -176,6 +162,7 @@ def fit_and_save(
         "seed": seed,
         "train_seconds": wall,
         "epochs_run": len(recorder.rows),
+        "resumed_after_epoch": recorder.resumed_from,
         "best_epoch": recorder.best_epoch,
         "best_" + fit_cfg["monitor"]: recorder.best,
         "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
@@ -194,6 +181,7 @@ def fit_and_save(
             model.save(tmp)
         write_text(out_dir / "history.csv", history_csv(recorder.rows))
         write_json(out_dir / "train.json", summary)
+        checkpoint.remove_checkpoint(ckpt)
     dist.barrier()
     return summary
 
@@ -247,7 +235,8 @@ def build_finetune_model(
     if not policy.from_scratch:
         if pretrained is None:
             raise ValueError(f"policy {policy.name} needs a pretrained model")
-        copied = transfer_weights(pretrained, model)
+        # a head behind an inserted layer reads new features: its old weights do not apply
+        copied = transfer_weights(pretrained, model, skip=("dense_3",) if policy.inserted_dense else ())
     apply_policy(model, policy)
     return model, copied
 

@@ -34,11 +34,17 @@ def patch_dataset(
     seed: int = 0,
     shard: tuple[int, int] = (1, 0),
     repeat: bool = False,
+    steps_per_epoch: int | None = None,
+    first_epoch: int = 0,
 ):
     """A tf.data pipeline of ``(patches[N, W, W, K, 1], labels[N])`` batches.
 
     ``shard=(size, rank)`` keeps every ``size``-th index starting at ``rank`` *before*
     shuffling, so Horovod ranks see disjoint pixels.
+
+    With ``steps_per_epoch`` (training), the stream is epoch-structured: epoch ``e`` is a
+    permutation drawn from (seed, e) alone and holds exactly ``steps_per_epoch`` batches, so
+    a run resumed at ``first_epoch`` sees the same batches as an uninterrupted one.
     """
     import tensorflow as tf
 
@@ -47,16 +53,33 @@ def patch_dataset(
     flat = tf.constant(padded.reshape(hp * wp, k))
     offsets = tf.constant(window_offsets(window, wp))
     # centre (r, c) in the original cube = top-left (r, c) of its window in the padded one
-    starts = rows.astype(np.int64) * wp + cols.astype(np.int64)
     size, rank = shard
-    if labels is None:
-        ds = tf.data.Dataset.from_tensor_slices(starts[rank::size])
+    starts = (rows.astype(np.int64) * wp + cols.astype(np.int64))[rank::size]
+    ys = None if labels is None else labels[rank::size].astype(np.int32)
+    items = starts if ys is None else (starts, ys)
+
+    if steps_per_epoch is not None:
+        n = len(starts)
+        per_epoch = steps_per_epoch * batch_size
+        all_items = tf.constant(starts), None if ys is None else tf.constant(ys)
+
+        def one_epoch(epoch):
+            order = tf.range(n)
+            if shuffle:
+                key = tf.stack([tf.constant(seed, tf.int64), epoch])
+                order = tf.argsort(tf.random.stateless_uniform([n], seed=key))
+            # cycle within the epoch so every epoch (and every rank) has the same step count
+            order = tf.gather(order, tf.range(per_epoch) % n)
+            picked = tuple(tf.gather(t, order) for t in all_items if t is not None)
+            return tf.data.Dataset.from_tensor_slices(picked if len(picked) > 1 else picked[0])
+
+        ds = tf.data.Dataset.range(first_epoch, 2**31).flat_map(one_epoch)
     else:
-        ds = tf.data.Dataset.from_tensor_slices((starts[rank::size], labels[rank::size].astype(np.int32)))
-    if shuffle:
-        ds = ds.shuffle(len(starts[rank::size]), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+        ds = tf.data.Dataset.from_tensor_slices(items)
+        if shuffle:
+            ds = ds.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
     ds = ds.batch(batch_size)
 
     def cut(start):
