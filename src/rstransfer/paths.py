@@ -45,6 +45,22 @@ class Layout:
     def report_dir(self, file: str = "") -> str:
         return _join(f"{self.results}/report", file)
 
+    # segmentation branch (ISPRS Vaihingen, ResNet50-FCN)
+    def seg_synthetic_dir(self, file: str = "") -> str:
+        return _join(f"{self.results}/segmentation/synthetic", file)
+
+    def seg_prepared(self, split: str) -> str:
+        return f"{self.results}/segmentation/prepare/vaihingen_{split}.hdf5"
+
+    def seg_train_dir(self, experiment: str, file: str = "") -> str:
+        return _join(f"{self.results}/segmentation/train/{experiment}", file)
+
+    def seg_evaluate_dir(self, experiment: str, tile: Any, file: str = "") -> str:
+        return _join(f"{self.results}/segmentation/evaluate/{experiment}/area{tile}", file)
+
+    def seg_report_dir(self, file: str = "") -> str:
+        return _join(f"{self.results}/report/segmentation", file)
+
     def log(self, rule: str, name: str) -> str:
         return f"{self.results}/logs/{rule}/{name}.log"
 

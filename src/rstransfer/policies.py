@@ -50,7 +50,15 @@ _HYBRIDSN = (
     ),
 )
 
-POLICIES: dict[str, Policy] = {p.name: p for p in _HYBRIDSN}
+# ResNet50-FCN (segmentation): the experiment's `pretrained` decides the starting weights;
+# frozen BatchNormalization layers run in inference mode (tf_keras, trainable=False).
+_RESNET50_FCN = (
+    Policy("fcn_heads", "resnet50_fcn", ("fcn_*",), description="the 1x1 score heads (fcn_*)"),
+    Policy("fcn_stage5", "resnet50_fcn", ("conv5_*", "fcn_*"), description="ResNet50 stage 5 (conv5_*) + heads"),
+    Policy("fcn_all", "resnet50_fcn", ("*",), description="every layer"),
+)
+
+POLICIES: dict[str, Policy] = {p.name: p for p in (*_HYBRIDSN, *_RESNET50_FCN)}
 
 
 def get_policy(name: str) -> Policy:

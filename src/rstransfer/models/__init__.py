@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .fcn import build_resnet50_fcn
 from .hybridsn import build_hybridsn
 
 MODELS: dict[str, Callable[..., Any]] = {
     "hybridsn": build_hybridsn,
+    "resnet50_fcn": build_resnet50_fcn,
 }
 
 

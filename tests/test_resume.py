@@ -1,0 +1,186 @@
+"""Resume after a stop (SIGUSR1 from ``--signal``, SIGTERM at SLURM's time limit) with
+nothing lost, and atomic outputs: a killed step leaves nothing Snakemake would take as done.
+
+Tolerance: none. The resumed run must reproduce the uninterrupted run's history and
+weights exactly (same machine, same seed, deterministic ops), because each epoch's data
+order and dropout masks depend only on (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO_ROOT, cli_env, tiny_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
+import slurmtools  # noqa: E402
+from test_slurm_cluster import slurm_cluster  # noqa: E402,F401  (fixture)
+
+EXIT_RESUMABLE = 75
+RUN_FILES = {"model.keras", "history.csv", "train.json"}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """Prepared tiny scenes and a pretrained source model, shared by this module."""
+    root = tmp_path_factory.mktemp("resume")
+    cfg = root / "config.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_settings(root / "results", {"train": {"finetune": {"epochs": 12, "patience": 100}}})))
+    for step in (["prepare"], ["pretrain", "--threads", "1"]):
+        proc = subprocess.run(["rstransfer", *step, "--config", str(cfg)], env=cli_env(), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    return {"root": root, "config": cfg}
+
+
+def finetune_cmd(prepared, out: Path, policy: str = "Network_5") -> list[str]:
+    return ["rstransfer", "finetune", "--config", str(prepared["config"]), "--policy", policy,
+            "--seed", "3", "--out", str(out), "--threads", "1"]
+
+
+def history(run: Path) -> list[dict[str, str]]:
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    for r in rows:
+        r.pop("seconds")  # wall time differs, everything else must not
+    return rows
+
+
+def weights(run: Path) -> list[np.ndarray]:
+    from rstransfer.train import load_model
+
+    return load_model(run / "model.keras").get_weights()
+
+
+def wait_for_epochs(ckpt: Path, n: int, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        latest = ckpt / "latest"
+        if latest.exists() and int(latest.read_text().strip().split("-")[1]) >= n:
+            return
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.2)
+    raise TimeoutError(f"no checkpoint after {n} epochs in {ckpt}")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(prepared):
+    out = prepared["root"] / "uninterrupted"
+    proc = subprocess.run(finetune_cmd(prepared, out), env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM])
+def test_signal_checkpoints_and_rerun_resumes_identically(prepared, uninterrupted, sig):
+    out = prepared["root"] / f"interrupted-{sig.name}"
+    ckpt = out.parent / f".{out.name}.checkpoint"
+    proc = subprocess.Popen(finetune_cmd(prepared, out), env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for_epochs(ckpt, 3, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_RESUMABLE, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("rstransfer: error:") and sig.name in last and "resume" in last
+    assert not (RUN_FILES & {p.name for p in out.glob("*")}), "outputs written by an interrupted run"
+    done = int((ckpt / "latest").read_text().split("-")[1])
+    assert 3 <= done < 12
+
+    proc = subprocess.run(finetune_cmd(prepared, out), env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"resuming from {ckpt} after epoch {done}" in proc.stdout
+    info = json.loads((out / "train.json").read_text())
+    assert info["resumed_after_epoch"] == done and info["epochs_run"] == 12
+    assert history(out) == history(uninterrupted)
+    for a, b in zip(weights(out), weights(uninterrupted), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not ckpt.exists(), "checkpoint left behind after a finished run"
+
+
+def test_checkpoint_of_other_settings_is_ignored(prepared, uninterrupted, tmp_path):
+    """A stale checkpoint (another policy here) must not be mixed into a run."""
+    out = prepared["root"] / "stale"
+    ckpt = out.parent / f".{out.name}.checkpoint"
+    proc = subprocess.Popen(finetune_cmd(prepared, out, policy="Network_6"), env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_epochs(ckpt, 2, proc)
+    proc.send_signal(signal.SIGUSR1)
+    proc.communicate(timeout=120)
+    proc = subprocess.run(finetune_cmd(prepared, out), env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" not in proc.stdout
+    assert history(out) == history(uninterrupted)
+
+
+def test_killed_step_leaves_no_done_looking_output_and_rerun_completes(prepared):
+    """SIGKILL at several moments: the run folder never holds a partial set of outputs."""
+    out = prepared["root"] / "killed"
+    for delay in (2.0, 5.0, 8.0):
+        proc = subprocess.Popen(finetune_cmd(prepared, out), env=cli_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        present = RUN_FILES & {p.name for p in out.glob("*")}
+        assert present in (set(), RUN_FILES), f"partial outputs after SIGKILL at {delay}s: {present}"
+        if present:
+            break
+        # temporary files are dot-named siblings, never the declared names
+        assert all(p.name.startswith(".") for p in out.glob("*")) if out.exists() else True
+    proc = subprocess.run(finetune_cmd(prepared, out), env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert RUN_FILES <= {p.name for p in out.glob("*")}
+    assert json.loads((out / "train.json").read_text())["epochs_run"] == 12
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster, tmp_path, prepared, uninterrupted):  # noqa: F811
+    """jobs/finetune.sbatch with --time=1: SLURM stops it at the limit (SIGTERM), the
+    checkpoint survives, and resubmitting the same job resumes and finishes with the metrics
+    of an uninterrupted run."""
+    cfg = yaml.safe_load(prepared["config"].read_text())
+    cfg["train"]["finetune"]["epochs"] = 400  # far longer than one minute on this machine
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    env = {**cli_env(), "CONFIG": str(config), "RSTRANSFER_VENV": str(REPO_ROOT / ".venv")}
+    out = Path(cfg["results"]) / "finetune/synthetic_source-to-synthetic_target/hybridsn/Network_5/seed3"
+    ckpt = out.parent / f".{out.name}.checkpoint"
+
+    def submit(*extra: str) -> int:
+        cmd = ["sbatch", "--parsable", *extra, str(REPO_ROOT / "jobs/finetune.sbatch"), "Network_5", "3"]
+        return int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split(";")[0])
+
+    first = submit("--time=1", "--signal=USR1@20")
+    job = slurmtools.wait_job(first, timeout=240)
+    assert job.state in ("TIMEOUT", "FAILED"), job.state  # stopped, not finished
+    err = (tmp_path / f"finetune_err.{first}").read_text()
+    assert "rerun the same step to resume" in err, err[-2000:]
+    done = int((ckpt / "latest").read_text().split("-")[1])
+    assert 0 < done < 400 and not (out / "train.json").exists()
+
+    second = submit("--time=10")
+    job = slurmtools.wait_job(second, timeout=600)
+    log = (tmp_path / f"finetune_out.{second}").read_text()
+    assert job.state == "COMPLETED", (tmp_path / f"finetune_err.{second}").read_text()[-2000:]
+    assert f"after epoch {done}" in log
+    info = json.loads((out / "train.json").read_text())
+    assert info["resumed_after_epoch"] == done and info["run"]["slurm_job_id"] == str(second)
+    # the uninterrupted reference with the same 400-epoch settings, for the final metrics
+    ref = tmp_path / "reference"
+    proc = subprocess.run(
+        ["rstransfer", "finetune", "--config", str(config), "--policy", "Network_5", "--seed", "3",
+         "--out", str(ref), "--threads", "1"], env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert history(out) == history(ref)
+    print(f"CI: SLURM time limit -> job {first} stopped after {done} epochs; job {second} resumed and completed")
