@@ -96,6 +96,7 @@ def table5(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def timing_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Cost per policy (mean ± std over seeds), with where each run ran."""
     g = df.groupby("policy", sort=False)
     return pd.DataFrame(
         {
@@ -103,14 +104,46 @@ def timing_table(df: pd.DataFrame) -> pd.DataFrame:
             "train s": [mean_std(x["train_seconds"], digits=1) for _, x in g],
             "s/epoch": [mean_std(x["seconds_per_epoch"], digits=2) for _, x in g],
             "epochs": [mean_std(x["epochs_run"], digits=1) for _, x in g],
-            "best epoch": [mean_std(x["best_epoch"], digits=1) for _, x in g],
-            "GPU-hours": [f"{x['gpu_hours'].sum():.4f}" for _, x in g],
+            "epochs to best val": [mean_std(x["best_epoch"], digits=1) for _, x in g],
+            "GPU-hours": [mean_std(x["gpu_hours"], digits=4) for _, x in g],
+            "trainable params": [f"{int(x['trainable_params'].iloc[0]):,}" for _, x in g],
             "SLURM job ids": [", ".join(map(str, x["slurm_job_id"])) for _, x in g],
             "nodes": [", ".join(sorted(set(map(str, x["nodelist"])))) for _, x in g],
             "partition": [", ".join(sorted(set(map(str, x["partition"])))) for _, x in g],
             "GPUs seen": [", ".join(sorted(set(map(str, x["gpus"])))) for _, x in g],
         }
     )
+
+
+def plot_cost_accuracy(df: pd.DataFrame, policies: list[str], path: Path) -> str:
+    """OA against GPU-hours per policy (mean ± std): the cost/accuracy trade-off.
+
+    Local runs have no GPU-hours; the x axis is then training seconds, and says so.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    use_gpu = bool((df["gpu_hours"] > 0).any())
+    xcol, xlabel = ("gpu_hours", "GPU-hours") if use_gpu else ("train_seconds", "training time (s, local run: no GPU-hours)")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for policy in policies:
+        x = df[df["policy"] == policy]
+        ax.errorbar(
+            x[xcol].mean(), 100 * x["OA"].mean(),
+            xerr=x[xcol].std(ddof=1) if len(x) > 1 else None,
+            yerr=100 * x["OA"].std(ddof=1) if len(x) > 1 else None,
+            fmt="o", capsize=3, label=policy,
+        )
+        ax.annotate(policy, (x[xcol].mean(), 100 * x["OA"].mean()), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("OA (%) on test pixels")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _fig_to_png(fig, path)
+    plt.close(fig)
+    return xlabel
 
 
 def _fig_to_png(fig: Any, path: Path) -> None:
@@ -211,6 +244,7 @@ def build_report(cfg: dict[str, Any], run_dirs: list[Path], out: Path, pretrain_
         df.to_csv(tmp, sep="\t", index=False)
     plot_curves(runs, policies, out / "learning_curves.png")
     plot_confusions(runs, policies, out / "confusion_matrices.png")
+    plot_cost_accuracy(df, policies, out / "cost_accuracy.png")
 
     first = runs[0]
     leak = first["leakage"]
@@ -236,6 +270,7 @@ def build_report(cfg: dict[str, Any], run_dirs: list[Path], out: Path, pretrain_
         "<h2>Accuracy (Table 4 layout)</h2>", _html_table(tables["table4_accuracy"], "table4"),
         "<h2>Trainable parameters (Table 5)</h2>", _html_table(tables["table5_parameters"], "table5"),
         "<h2>Training time</h2>", _html_table(tables["timing"], "timing"),
+        "<h2>Accuracy vs cost</h2>", _img(out / "cost_accuracy.png", "accuracy vs GPU-hours"),
         "<h2>Learning curves</h2>", _img(out / "learning_curves.png", "learning curves"),
         "<h2>Classification maps</h2>", f"<div class=maps>{maps}</div>",
         "<h2>Confusion matrices (test pixels)</h2>", _img(out / "confusion_matrices.png", "confusion matrices"),
