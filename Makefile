@@ -35,9 +35,13 @@ $(VENV)/.rstransfer: pyproject.toml $(VENV)/.horovod
 
 setup: $(VENV)/.rstransfer
 
+# two demo teams on one leaderboard: the main config (team demo), then WG02 (config/demo_team_b.yaml)
 demo: setup
 	snakemake --cores $(CORES) --printshellcmds
-	@echo "Report: $(abspath results/report/index.html)"
+	snakemake --cores $(CORES) --printshellcmds --configfile config/demo_team_b.yaml
+	@echo "Report:      $(abspath results/report/index.html)"
+	@echo "Report WG02: $(abspath results/teams/WG02/report/index.html)"
+	@echo "Leaderboard: $(abspath results/leaderboard.html)"
 
 dag: setup
 	snakemake --lint && snakemake -n

@@ -20,6 +20,8 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/segmentation.smk"
+include: "workflow/rules/leaderboard.smk"
 
 
 rule all:

@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         "trainable_layers": sorted({w.name.split("/")[0] for w in model.trainable_weights}),
         "hashes": layer_hashes(model),
         "lr": float(model.optimizer.learning_rate.numpy()),
+        # collectives: True everywhere when set on rank 1 only; False when set nowhere
+        "any_rank1": dist.any(dist.rank == 1),
+        "any_none": dist.any(False),
     }
     (dump / f"rank{dist.rank}.json").write_text(json.dumps(info, indent=1))
     return 0

@@ -5,6 +5,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$SECONDS
+# headless Chromium for tests/test_browser.py: installed as root, then mandatory (no skip)
+if [ "$(id -u)" = 0 ]; then
+  command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+    || { echo "tests/run.sh: apt-get install chromium failed" >&2; exit 1; }
+  export RSTRANSFER_BROWSER_REQUIRED=1
+else
+  command -v chromium >/dev/null || echo "tests/run.sh: not root and no chromium: browser tests will be skipped" >&2
+fi
 if [ "$(id -u)" = 0 ] && [ "${RSTRANSFER_NO_SLURM:-0}" != 1 ]; then
   trap 'bash tests/slurm/stop.sh >/dev/null 2>&1 || true' EXIT
   bash tests/slurm/start.sh || { echo "tests/run.sh: local SLURM cluster failed to start" >&2; exit 1; }

@@ -75,9 +75,21 @@ _rank = os.environ.get("HOROVOD_RANK", os.environ.get("SLURM_PROCID"))
 if _dir and _rank is not None:
     _log = open(os.path.join(_dir, "rank%s.log" % _rank), "a", buffering=1)
     _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    _EVENTS = {"os.rename": 2, "os.replace": 2, "os.mkdir": 1, "os.remove": 1, "os.rmdir": 1, "os.link": 2,
-               "os.symlink": 2, "os.truncate": 1, "os.chmod": 1, "shutil.copyfile": 2, "shutil.move": 2}
+    # event -> ((index of a path argument, index of its dir_fd argument or None), ...)
+    _EVENTS = {"os.rename": ((0, 2), (1, 3)), "os.replace": ((0, 2), (1, 3)), "os.mkdir": ((0, 2),),
+               "os.remove": ((0, 1),), "os.rmdir": ((0, 1),), "os.chmod": ((0, 2),), "os.truncate": ((0, None),),
+               "os.link": ((0, 2), (1, 3)), "os.symlink": ((1, 2),), "shutil.copyfile": ((1, None),),
+               "shutil.move": ((1, None),)}
     _busy = [False]
+
+    def _abs(path, dir_fd):
+        path = os.fsdecode(path)
+        if isinstance(dir_fd, int) and not os.path.isabs(path):  # e.g. shutil.rmtree's fd-relative unlinks
+            try:
+                return os.path.join(os.readlink("/proc/self/fd/%d" % dir_fd), path)
+            except OSError:
+                return "<fd %d>/%s" % (dir_fd, path)
+        return os.path.abspath(path)
 
     def _hook(event, args):
         if _busy[0]:
@@ -87,14 +99,16 @@ if _dir and _rank is not None:
             mode, flags = args[1], args[2]
             writes = isinstance(mode, str) and any(c in mode for c in "wax+")
             if writes or (isinstance(flags, int) and flags & _WRITE):
-                paths = [args[0]]
+                paths = [(args[0], None)]
         elif event in _EVENTS:
-            paths = [a for a in args[: _EVENTS[event]] if isinstance(a, (str, bytes, os.PathLike))]
+            for i, j in _EVENTS[event]:
+                if i < len(args) and isinstance(args[i], (str, bytes, os.PathLike)):
+                    paths.append((args[i], args[j] if j is not None and j < len(args) else None))
         if paths:
             _busy[0] = True
             try:
-                for p in paths:
-                    _log.write(event + "\\t" + os.path.abspath(os.fsdecode(p)) + "\\n")
+                for p, fd in paths:
+                    _log.write(event + "\\t" + _abs(p, fd) + "\\n")
             finally:
                 _busy[0] = False
 
@@ -226,6 +240,7 @@ def test_two_ranks_match_one_rank_with_the_same_global_batch(scene, reference, t
     infos = [json.loads((dump / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [(i["rank"], i["size"], i["local_rank"]) for i in infos] == [(0, 2, 0), (1, 2, 1)]
     assert all(i["lr"] == pytest.approx(2 * L) for i in infos)  # compile_model scaled L by 2
+    assert [(i["any_rank1"], i["any_none"]) for i in infos] == [(True, False), (True, False)]  # Dist.any
     ref = np.load(reference["dump"] / "rank0.npz")
     r0, r1 = (np.load(dump / f"rank{r}.npz") for r in (0, 1))
     finals = [k for k in ref.files if k.startswith("final/")]
@@ -274,14 +289,21 @@ def test_frozen_layers_are_identical_on_every_rank_and_equal_the_pretrained(scen
 
 
 def check_rank0_only(out: Path, audit: Path, tree: Path) -> None:
-    assert sorted(p.name for p in out.iterdir()) == sorted(PRODUCTS)
+    """The run folder holds exactly the products; rank 1 wrote nothing in the test's folder or
+    the repository; rank 0 wrote only the products (by atomic rename) and its per-epoch
+    checkpoint (rstransfer.checkpoint), which is gone after a finished run."""
+    from rstransfer.checkpoint import checkpoint_dir
+
+    ckpt = checkpoint_dir(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(PRODUCTS) and not ckpt.exists()
     rank1 = [(e, p) for e, p in audit_writes(audit, 1) if inside(p, tree) or inside(p, REPO)]
     assert rank1 == [], f"rank 1 wrote {rank1}"
     rank0 = [(e, p) for e, p in audit_writes(audit, 0) if inside(p, tree) and not inside(p, audit)]
-    names = {p.name for _, p in rank0 if p != out}
-    assert {p.parent for _, p in rank0 if p != out} == {out}, rank0
+    products = [p for _, p in rank0 if not inside(p, ckpt) and p != out]
+    assert {p.parent for p in products} == {out}, rank0
+    names = {p.name for p in products}
     assert PRODUCTS <= names and all(n in PRODUCTS or n.startswith(tuple(f".{x}." for x in PRODUCTS)) for n in names)
-    assert not [p for e, p in audit_writes(audit, 0) if inside(p, REPO)]
+    assert not [p for _, p in audit_writes(audit, 0) if inside(p, REPO)]
 
 
 @pytest.mark.slow
@@ -348,7 +370,7 @@ def test_dry_run_inside_slurm_is_srun_over_gloo(tmp_path):
     assert lines[0].startswith("# gloo rendezvous on ") and "plan gn07:4,gn08:4" in lines[0]
     words = shlex.split(lines[-1])
     srun_at = next(i for i, w in enumerate(words) if w.endswith("srun"))
-    assignments = dict(w.split("=", 1) for w in words[:srun_at])
+    assignments = dict(w.split("=", 1) for w in words[:srun_at] if "=" in w)
     assert words[srun_at + 1 : srun_at + 7] == [
         "--nodes=2", "--ntasks=8", "--ntasks-per-node=4", "--nodelist=gn07,gn08", "--cpus-per-task=4",
         "--kill-on-bad-exit=1"]
@@ -368,6 +390,10 @@ def test_dry_run_inside_slurm_is_srun_over_gloo(tmp_path):
     # already inside a job step (Snakemake's srun -n1 wrapper): the rank step may overlap it
     proc = ok(dry_run(cfg, *SUB, env={**env, "SLURM_STEP_ID": "0"}))
     assert "--overlap" in shlex.split(proc.stdout.strip().splitlines()[-1])
+    # submitted with --ntasks-per-gpu / --cpus-per-gpu (snakemake's slurm plugin): no clash in srun
+    proc = ok(dry_run(cfg, *SUB, env={**env, "SLURM_NTASKS_PER_GPU": "1", "SLURM_CPUS_PER_GPU": "8"}))
+    words = shlex.split(proc.stdout.strip().splitlines()[-1])
+    assert words[:3] == ["env", "-u", "SLURM_NTASKS_PER_GPU"] and not any(w.startswith("--cpus-per") for w in words)
 
 
 def test_expand_nodelist_and_rank_mapping():

@@ -125,6 +125,7 @@ def _write_jobs_config(path: Path, **overrides) -> Path:
     cfg["hsi"]["policies"] = ["Network_2"]
     cfg["train"]["pretrain"]["epochs"] = 1
     cfg["train"]["finetune"]["epochs"] = 1
+    cfg.setdefault("segmentation", {})["enabled"] = False  # the HSI scripts only
     cfg.update(overrides)
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -133,8 +134,9 @@ def _write_jobs_config(path: Path, **overrides) -> Path:
 def test_jobs_scripts_chained_with_afterok(slurm_cluster, tmp_path):  # noqa: F811
     """Every jobs/*.sbatch, submitted the way jobs/README.md says, from a scratch folder."""
     config = _write_jobs_config(tmp_path / "config.yaml")
-    env = {**os.environ, "CONFIG": str(config), "RSTRANSFER_VENV": str(REPO / ".venv")}
-    chain = [("prepare", []), ("pretrain", []), ("finetune", ["Network_2", "0"]), ("evaluate", ["Network_2", "0"]), ("report", [])]
+    env = {**os.environ, "CONFIG": str(config), "RSTRANSFER_VENV": str(REPO / ".venv"), "TEAM": "WG07"}
+    chain = [("prepare", []), ("pretrain", []), ("finetune", ["Network_2", "0"]), ("evaluate", ["Network_2", "0"]),
+             ("report", []), ("submit", []), ("leaderboard", [])]
     ids: list[int] = []
     for name, args in chain:
         dep = [f"--dependency=afterok:{ids[-1]}"] if ids else []
@@ -155,6 +157,8 @@ def test_jobs_scripts_chained_with_afterok(slurm_cluster, tmp_path):  # noqa: F8
     assert 0 < metrics["OA"] <= 1 and metrics["train"]["run"]["slurm_job_id"] == str(ids[2])
     assert "Network_2" in (r / "report/index.html").read_text()
     assert "evaluated Network_2 seed 0" in (tmp_path / f"evaluate_out.{ids[3]}").read_text()
+    assert list((r / "submissions/WG07/hsi").glob("*.json")), "TEAM=WG07 submission missing"
+    assert "WG07" in (r / "leaderboard.html").read_text()
     print(f"CI: jobs/*.sbatch chained under sbatch: job ids {ids}, all COMPLETED")
 
 

@@ -153,6 +153,119 @@ def cmd_config(args: argparse.Namespace) -> None:
     print(yaml.safe_dump(_config(args), sort_keys=True), end="")
 
 
+def cmd_submit(args: argparse.Namespace) -> None:
+    from .io import write_json
+    from .leaderboard import active_tasks, submit
+
+    cfg = _config(args)
+    layout = _layout(cfg)
+    tasks = [args.task] if args.task else active_tasks(cfg)
+    if (args.out or args.runs) and len(tasks) != 1:
+        raise UsageError("submit: --out and --runs need --task")
+    for task in tasks:
+        s = submit(cfg, task, layout, team=args.team, runs=args.runs)
+        r = s["receipt"]
+        write_json(args.out or layout.submit_receipt(task), r)
+        print(f"submitted {r['team']}/{task}: {len(r['submissions'])} run(s), {s['new']} new -> {s['folder']}")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from .leaderboard import build
+
+    # an organiser may give --dir alone (no config.yaml where the shared folder is)
+    cfg = _config(args) if args.config or not args.dir else None
+    root = Path(args.dir) if args.dir else Path(_layout(cfg).leaderboard_file("html")).parent
+    title = args.title or (cfg["leaderboard"]["title"] if cfg else "rstransfer leaderboard")
+    b = build(root, Path(args.out) if args.out else None, title=title)
+    print(f"leaderboard: {b['teams']} team(s), {b['submissions']} submission(s) -> {b['files']['html']}")
+
+
+def _bool(text: str) -> bool:
+    """true/false, any case (the tutorial's True/False)."""
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def cmd_make_vaihingen_demo(args: argparse.Namespace) -> None:
+    from .segmentation import make_demo
+
+    cfg = _config(args)
+    out = Path(args.out) if args.out else Path(_layout(cfg).seg_synthetic_dir())
+    files = make_demo(cfg, out)
+    print(f"synthetic Vaihingen tiles (ISPRS format, made-up content): {len(files)} files -> {out}")
+
+
+def cmd_prepare_vaihingen(args: argparse.Namespace) -> None:
+    from .segmentation import prepare
+
+    cfg = _config(args)
+    layout = _layout(cfg)
+    train_out = Path(args.train_out or layout.seg_prepared("train"))
+    val_out = Path(args.val_out or layout.seg_prepared("val"))
+    summary = prepare(cfg, train_out, val_out)
+    sp = summary["splits"]
+    print(
+        f"prepared Vaihingen: {sp['train']['patches']} train / {sp['val']['patches']} val patches of "
+        f"{summary['patch_size']} px (stride {summary['stride']}, {summary['channels']} channels) -> {train_out}, {val_out}"
+    )
+
+
+def cmd_train_fcn(args: argparse.Namespace) -> None:
+    from .segmentation import derived_name, train_fcn
+
+    cfg = _config(args)
+    layout = _layout(cfg)
+    if args.transfer is not None and args.pretrained is not None:
+        raise UsageError("train-fcn: give --pretrained or --transfer, not both")
+    pretrained = args.pretrained
+    if args.transfer is not None:
+        pretrained = "imagenet" if args.transfer else "none"
+    # the tutorial's knobs name the run: --transfer/--augment -> imagenet_aug, scratch_noaug, ...
+    name = args.experiment or derived_name(args.transfer, args.augment)
+    if name is None and args.out is None:
+        raise UsageError("train-fcn: give --experiment, --out, or both --transfer and --augment")
+    experiment = args.experiment or (name if name in cfg["segmentation"]["experiments"] else None)
+    data = Path(args.data or Path(layout.seg_prepared("train")).parent)
+    out = Path(args.out or layout.seg_train_dir(name))
+    s = train_fcn(
+        cfg, data, out, experiment, name=name,
+        pretrained=pretrained, augment=args.augment, policy=args.policy, threads=args.threads,
+    )
+    print(
+        f"trained {s['experiment']} (pretrained {s['pretrained']}, augment {s['augment']}, {s['policy']}): "
+        f"{s['trainable_params']:,} trainable params, {s['epochs_run']} epochs, {s['train_seconds']:.1f} s -> {out}"
+    )
+
+
+def cmd_evaluate_fcn(args: argparse.Namespace) -> None:
+    from .segmentation import WEIGHTS_FILE, evaluate_fcn
+
+    cfg = _config(args)
+    layout = _layout(cfg)
+    if args.weights is None and args.experiment is None:
+        raise UsageError("evaluate-fcn: give --weights or --experiment")
+    weights = Path(args.weights or layout.seg_train_dir(args.experiment, file=WEIGHTS_FILE))
+    name = args.experiment or weights.parent.name
+    out = Path(args.out or layout.seg_evaluate_dir(name, args.tile))
+    m = evaluate_fcn(cfg, weights, args.tile, out, experiment=name, threads=args.threads)
+    print(
+        f"evaluated {m['experiment']} on area {m['tile']}: OA {m['OA']:.4f}, {m['windows']} windows, "
+        f"{m['pixels_per_second']:.0f} px/s -> {out}"
+    )
+
+
+def cmd_report_segmentation(args: argparse.Namespace) -> None:
+    from .segmentation import build_report, evaluated_runs
+
+    cfg = _config(args)
+    runs = args.runs or evaluated_runs(cfg)
+    out = args.out or _layout(cfg).seg_report_dir()
+    print(f"report: {build_report(cfg, [Path(r) for r in runs], Path(out))}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rstransfer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -212,6 +325,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     p.add_argument("command_args", nargs=argparse.REMAINDER, help="-- SUBCOMMAND [ARGS...]")
+
+    p = with_config(
+        add("make-vaihingen-demo", cmd_make_vaihingen_demo, "write the synthetic tile set in the ISPRS Vaihingen format")
+    )
+    p.add_argument("--out", help="tile-set folder (top/, gts/, dsm/; default: results layout)")
+
+    p = with_config(add("prepare-vaihingen", cmd_prepare_vaihingen, "cut train/val tiles into patches (HDF5)"))
+    p.add_argument("--train-out", help="train patch file (default: results layout)")
+    p.add_argument("--val-out", help="val patch file (default: results layout)")
+
+    p = with_threads(with_config(add("train-fcn", cmd_train_fcn, "train the ResNet50-FCN for one experiment")))
+    p.add_argument("--experiment", help="entry of segmentation.experiments (settings; default out folder)")
+    p.add_argument("--data", help="folder of vaihingen_train.hdf5 + vaihingen_val.hdf5 (default: results layout)")
+    p.add_argument("--out", help="run folder for weights.h5, history.csv, train.json (default: results layout)")
+    p.add_argument("--pretrained", help="override: none, imagenet, run:<experiment> or a weights file")
+    p.add_argument("--transfer", type=_bool, metavar="true|false", help="override: true = imagenet, false = none")
+    p.add_argument("--augment", type=_bool, metavar="true|false", help="override: rotations + flips")
+    p.add_argument("--policy", help="override: fcn_heads, fcn_stage5 or fcn_all")
+
+    p = with_threads(with_config(add("evaluate-fcn", cmd_evaluate_fcn, "predict and score one whole tile")))
+    p.add_argument("--tile", type=int, required=True, help="ISPRS area number")
+    p.add_argument("--weights", help="weights.h5 of a train-fcn run (default: the experiment's)")
+    p.add_argument("--experiment", help="experiment name (default: the weights' folder name)")
+    p.add_argument("--out", help="evaluate folder (default: results layout)")
+
+    p = with_config(add("report-segmentation", cmd_report_segmentation, "tables and segmentation.html over evaluated tiles"))
+    p.add_argument("--runs", nargs="+", help="evaluate folders (default: every experiment x test tile)")
+    p.add_argument("--out", help="report folder (default: results layout)")
+
+    p = with_config(add("submit", cmd_submit, "write the team's evaluated runs as immutable leaderboard submissions"))
+    p.add_argument("--task", help="leaderboard task, e.g. hsi (default: every task the config runs)")
+    p.add_argument("--team", help="workgroup name (default: the config's team)")
+    p.add_argument("--runs", nargs="+", help="evaluate folders (default: every run of the config)")
+    p.add_argument("--out", help="receipt JSON (default: results layout)")
+
+    p = with_config(add("leaderboard", cmd_leaderboard, "rank every team's submissions: leaderboard.{csv,md,html}"))
+    p.add_argument("--dir", help="folder holding submissions/ (default: the config's leaderboard.dir)")
+    p.add_argument("--out", help="folder for the boards (default: --dir)")
+    p.add_argument("--title", help="page heading (default: the config's leaderboard.title)")
 
     with_config(add("config", cmd_config, "print the merged, validated config"))
     return parser

@@ -84,11 +84,13 @@ class HorovodDist(Dist):
 
     mode: str = "horovod"
     _tf: Any = field(default=None, repr=False)
+    _hvd_tf: Any = field(default=None, repr=False)  # horovod.tensorflow: collectives on plain tensors
 
     def __post_init__(self) -> None:
         keras = _require_keras2()  # before horovod sees any Keras
         import tensorflow as tf
 
+        import horovod.tensorflow as hvd_tf
         import horovod.tensorflow.keras as hvd
         import horovod.tensorflow.keras.callbacks as hcb
 
@@ -103,8 +105,7 @@ class HorovodDist(Dist):
         hvd.init()
         pin_gpu(tf, hvd.local_rank())
         self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
-        self._hvd = hvd
-        self._tf = tf
+        self._hvd, self._hvd_tf, self._tf = hvd, hvd_tf, tf
 
     def wrap_optimizer(self, optimizer: Any) -> Any:
         return self._hvd.DistributedOptimizer(optimizer)
@@ -114,9 +115,7 @@ class HorovodDist(Dist):
         loaded and layers frozen, and with the optimizer state after the first batch), average
         epoch metrics over ranks (ahead of any callback that reads them), then warm the learning
         rate up from ``initial_lr / size`` to ``initial_lr`` over ``warmup_epochs``."""
-        import horovod.tensorflow as hvd_tf
-
-        hvd = self._hvd
+        hvd, hvd_tf = self._hvd, self._hvd_tf
 
         class BroadcastGlobalVariablesCallback(hvd.callbacks.BroadcastGlobalVariablesCallback):
             """Horovod's broadcast runs at the end of the first batch (the optimizer's slots only
@@ -138,7 +137,13 @@ class HorovodDist(Dist):
 
     def barrier(self) -> None:
         """Every rank blocks until all ranks reached this point (an allreduce of a scalar)."""
-        self._hvd.allreduce(self._tf.constant(0.0), name="rstransfer_barrier")
+        self._hvd_tf.allreduce(self._tf.constant(0.0), op=self._hvd_tf.Sum, name="rstransfer_barrier")
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is set on any rank (a collective: every rank must call it)."""
+        hvd_tf = self._hvd_tf
+        total = hvd_tf.allreduce(self._tf.constant(1.0 if flag else 0.0), op=hvd_tf.Sum, name="rstransfer_any")
+        return float(total) > 0.0
 
 
 DISTRIBUTIONS = {"none": Dist, "horovod": HorovodDist}

@@ -54,12 +54,18 @@ class Plan:
     kind: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)  # added to the child's environment
+    unset: tuple[str, ...] = ()  # removed from the child's environment
     hosts: list[tuple[str, int]] = field(default_factory=list)  # srun: (node, ranks on it)
     ranks: int = 1
 
     def command_line(self) -> str:
+        unset = [f"-u {k}" for k in self.unset]
         env = [f"{k}={shlex.quote(v)}" for k, v in self.env.items()]
-        return " ".join(env + [shlex.join(self.argv)])
+        return " ".join((["env", *unset] if unset else []) + env + [shlex.join(self.argv)])
+
+    def child_env(self, environ: Mapping[str, str], **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in environ.items() if k not in self.unset}
+        return {**env, **self.env, **extra}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,16 +231,20 @@ def build_plan(config: dict[str, Any], args: list[str], environ: Mapping[str, st
         f"--ntasks={n}",
         f"--ntasks-per-node={per_node}",
         f"--nodelist={','.join(h for h, _ in hosts)}",
-        # srun no longer inherits --cpus-per-task from sbatch (Slurm 22.05+): pass it on
-        f"--cpus-per-task={environ.get('SLURM_CPUS_PER_TASK') or gpu['cpus_per_task']}",
-        "--kill-on-bad-exit=1",
     ]
+    if "SLURM_CPUS_PER_GPU" not in environ:  # the two are mutually exclusive; srun inherits that one
+        # srun no longer inherits --cpus-per-task from sbatch (Slurm 22.05+): pass it on
+        argv.append(f"--cpus-per-task={environ.get('SLURM_CPUS_PER_TASK') or gpu['cpus_per_task']}")
+    argv.append("--kill-on-bad-exit=1")
     if "SLURM_STEP_ID" in environ:
         # we already run inside a job step (e.g. Snakemake's `srun -n1` wrapper): let the rank
         # step share that step's resources instead of waiting for them forever
         argv.append("--overlap")
     argv += [sys.executable, "-m", "rstransfer.launch", "--rank-from-slurm", "--", *args]
-    return Plan("srun", argv, env=env, hosts=hosts, ranks=n)
+    # the task layout is explicit above; an inherited --ntasks-per-gpu (snakemake's slurm plugin
+    # submits with it) would clash with --ntasks-per-node / --gpus-per-task in srun
+    unset = tuple(k for k in ("SLURM_NTASKS_PER_GPU",) if k in environ)
+    return Plan("srun", argv, env=env, unset=unset, hosts=hosts, ranks=n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +267,7 @@ def _run_srun(plan: Plan) -> int:
         raise LaunchError(f"inside a SLURM job but {plan.argv[0]!r} is not on PATH")
     server, port, _ = start_rendezvous(plan.hosts, plan.ranks)
     try:
-        env = {**os.environ, **plan.env, "HOROVOD_GLOO_RENDEZVOUS_PORT": str(port)}
+        env = plan.child_env(os.environ, HOROVOD_GLOO_RENDEZVOUS_PORT=str(port))
         print(f"rstransfer launch: {plan.command_line().replace('<port>', str(port))}", file=sys.stderr, flush=True)
         return subprocess.run(plan.argv, env=env).returncode
     finally:
@@ -266,7 +276,7 @@ def _run_srun(plan: Plan) -> int:
 
 def _run_child(plan: Plan) -> int:
     print(f"rstransfer launch: {plan.command_line()}", file=sys.stderr, flush=True)
-    return subprocess.run(plan.argv, env={**os.environ, **plan.env}).returncode
+    return subprocess.run(plan.argv, env=plan.child_env(os.environ)).returncode
 
 
 def launch(config_paths: Sequence[str | Path], command_args: Sequence[str], dry_run: bool = False) -> int:

@@ -17,11 +17,13 @@ class Layout:
     target: str
     model: str
     pretrain_seed: int
+    leaderboard_root: str = ""  # shared by the teams of a competition; "" = results
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layout:
         hsi = config["hsi"]
-        return cls(config["results"], hsi["source"], hsi["target"], hsi["model"], hsi["pretrain_seed"])
+        board = config.get("leaderboard", {}).get("dir", "")
+        return cls(config["results"], hsi["source"], hsi["target"], hsi["model"], hsi["pretrain_seed"], board)
 
     @property
     def pair(self) -> str:
@@ -60,6 +62,16 @@ class Layout:
 
     def seg_report_dir(self, file: str = "") -> str:
         return _join(f"{self.results}/report/segmentation", file)
+
+    # leaderboard (rstransfer.leaderboard): a team's receipt in its results; the shared submissions and boards
+    def submit_receipt(self, task: str) -> str:
+        return f"{self.results}/submit/{task}.json"
+
+    def submissions_dir(self, team: str = "", task: str = "") -> str:
+        return _join(_join(f"{self.leaderboard_root or self.results}/submissions", team), task)
+
+    def leaderboard_file(self, ext: str) -> str:
+        return f"{self.leaderboard_root or self.results}/leaderboard.{ext}"
 
     def log(self, rule: str, name: str) -> str:
         return f"{self.results}/logs/{rule}/{name}.log"

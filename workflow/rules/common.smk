@@ -3,8 +3,12 @@
 from snakemake.utils import validate
 
 from rstransfer.config import check_references, write_effective_config
+from rstransfer.leaderboard import active_tasks as leaderboard_tasks
+from rstransfer.leaderboard import final_outputs as leaderboard_outputs
+from rstransfer.leaderboard import submit_inputs
 from rstransfer.paths import Layout
 from rstransfer.policies import policies_for
+from rstransfer.segmentation import final_outputs as segmentation_outputs
 from rstransfer.slurm import slurm_resources
 
 
@@ -26,6 +30,8 @@ if config["slurm"]["cpu"]["local"]:
     localrules:
         prepare,
         report,
+        submit,
+        leaderboard,
 
 
 wildcard_constraints:
@@ -55,4 +61,4 @@ def get_evaluated_runs():
 
 
 def get_final_output():
-    return [L.report_dir(file="index.html")]
+    return [L.report_dir(file="index.html"), *segmentation_outputs(config), *leaderboard_outputs(config, L)]

@@ -29,7 +29,9 @@ light).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,11 +165,16 @@ def read_tiff(path: Path, what: str) -> np.ndarray:
 
     if not Path(path).is_file():
         raise DatasetNotFoundError(f"{path}: {what} file not found")
+    log = logging.getLogger("tifffile")  # it logs each bad tag; the exception below says it once
+    level = log.level
+    log.setLevel(logging.CRITICAL)
     try:
         arr = tifffile.imread(path, key=0)
     except Exception as exc:  # tifffile raises many types for a damaged file; report one line
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataFormatError(f"{path}: not a readable TIFF {what} ({first})") from exc
+    finally:
+        log.setLevel(level)
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
         arr = np.moveaxis(arr, 0, -1)  # planar (separate) configuration
     return arr
@@ -263,10 +270,12 @@ def grid_origins(shape: tuple[int, int], patch: int, overlap: float, where: str 
 
 
 def cut_patches(array: np.ndarray, origins: np.ndarray, patch: int) -> np.ndarray:
-    """(N, P, P, ...) windows of ``array`` at ``origins`` (one vectorised gather)."""
-    view = np.lib.stride_tricks.sliding_window_view(array, (patch, patch), axis=(0, 1))
-    out = view[origins[:, 0], origins[:, 1]]  # (N, [C,] P, P)
-    return np.moveaxis(out, -3, -1) if array.ndim == 3 else out
+    """(N, P, P, ...) contiguous copies of the windows of ``array`` at ``origins``.
+
+    Plain slices stacked: as fast as a strided-view gather (both are memory copies; see
+    benchmarks/seg_patches.py) and already C-contiguous for the HDF5 write.
+    """
+    return np.stack([array[r : r + patch, c : c + patch] for r, c in origins])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,18 +377,16 @@ def prepare_vaihingen(
     return summary
 
 
-class _atomic_many:
-    """``atomic_path`` for several files: all appear (by rename) or none."""
+def _atomic_many(paths: list[Path]) -> Any:
+    """``atomic_path`` for several files: on success all appear (by rename), on error none
+    (ExitStack runs every cleanup even when an earlier one re-raises)."""
 
-    def __init__(self, paths: list[Path]) -> None:
-        self._cms = [atomic_path(p) for p in paths]
+    @contextlib.contextmanager
+    def many() -> Any:
+        with contextlib.ExitStack() as stack:
+            yield [stack.enter_context(atomic_path(p)) for p in paths]
 
-    def __enter__(self) -> list[Path]:
-        return [cm.__enter__() for cm in self._cms]
-
-    def __exit__(self, *exc: Any) -> None:
-        for cm in reversed(self._cms):
-            cm.__exit__(*exc)
+    return many()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,16 +449,29 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 
 def dihedral(x: Any, y: Any, seed: Any) -> tuple[Any, Any]:
-    """Random rotation by 0/90/180/270 degrees and random horizontal flip (stateless, per patch)."""
+    """One random element of the dihedral group per patch of a batch (rotations by 0/90/180/270
+    degrees, each with or without a flip), the same for image and mask.
+
+    Vectorised: an optional transpose followed by optional flips of the two spatial axes
+    generates all eight; three random bits per patch come from the stateless ``seed``.
+    """
     import tensorflow as tf
 
-    seeds = tf.random.experimental.stateless_split(seed, num=2)
-    k = tf.random.stateless_uniform([], seed=seeds[0], minval=0, maxval=4, dtype=tf.int32)
-    flip = tf.random.stateless_uniform([], seed=seeds[1]) < 0.5
-    x = tf.image.rot90(x, k)
-    y = tf.image.rot90(y[..., None], k)[..., 0]
-    x = tf.cond(flip, lambda: tf.reverse(x, [1]), lambda: x)
-    y = tf.cond(flip, lambda: tf.reverse(y, [1]), lambda: y)
+    n = tf.shape(x)[0]
+    bits = tf.random.stateless_uniform([n, 3], seed=seed) < 0.5
+
+    def pick(bit: Any, a: Any, b: Any) -> Any:
+        shape = tf.concat([[n], tf.ones([tf.rank(a) - 1], tf.int32)], axis=0)
+        return tf.where(tf.reshape(bit, shape), a, b)
+
+    for j, op in enumerate(
+        (
+            lambda t: tf.transpose(t, tf.concat([[0, 2, 1], tf.range(3, tf.rank(t))], axis=0)),
+            lambda t: tf.reverse(t, [1]),
+            lambda t: tf.reverse(t, [2]),
+        )
+    ):
+        x, y = pick(bits[:, j], op(x), x), pick(bits[:, j], op(y), y)
     return x, y
 
 
@@ -463,34 +483,57 @@ def patch_dataset(
     shuffle: bool = False,
     seed: int = 0,
     repeat: bool = False,
+    steps_per_epoch: int | None = None,
+    first_epoch: int = 0,
 ) -> Any:
-    """tf.data of ``(x[B, P, P, C] float32, y[B, P, P] int32)``; patches are fetched by index
-    from the in-memory uint8 arrays and normalised per element, then augmented in the graph."""
+    """tf.data of ``(x[B, P, P, C] float32, y[B, P, P] int32)``.
+
+    A batch of indices is fetched from the in-memory uint8 arrays and normalised in one numpy
+    call; augmentation (``dihedral``) runs in the graph, seeded statelessly by (seed, the
+    batch's running element counter). With ``steps_per_epoch`` (training) the stream is
+    epoch-structured like ``data.patches.patch_dataset``: epoch ``e`` is a permutation drawn
+    from (seed, e) alone and holds exactly ``steps_per_epoch`` batches, so a run resumed at
+    ``first_epoch`` sees the same batches, augmented the same way.
+    """
     import tensorflow as tf
 
     n = len(patches)
     p, _, c = patches.input_shape
 
-    def fetch(i: np.int64) -> tuple[np.ndarray, np.ndarray]:
+    def fetch(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return normalize(patches.images[i]), patches.masks[i].astype(np.int32)
 
-    ds = tf.data.Dataset.range(n)
-    if shuffle:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.enumerate()  # a running element counter: the augmentation seed, unique across epochs
+    if steps_per_epoch is not None:
+        per_epoch = steps_per_epoch * batch_size
+
+        def one_epoch(epoch: Any) -> Any:
+            order = tf.range(n, dtype=tf.int64)
+            if shuffle:
+                key = tf.stack([tf.constant(seed, tf.int64), epoch])
+                order = tf.cast(tf.argsort(tf.random.stateless_uniform([n], seed=key)), tf.int64)
+            # cycle within the epoch so every epoch (and every rank) has the same step count
+            order = tf.gather(order, tf.range(per_epoch, dtype=tf.int64) % n)
+            counter = epoch * per_epoch + tf.range(per_epoch, dtype=tf.int64)
+            return tf.data.Dataset.from_tensor_slices((counter, order))
+
+        ds = tf.data.Dataset.range(first_epoch, 2**31).flat_map(one_epoch)
+    else:
+        ds = tf.data.Dataset.range(n)
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.enumerate()  # (running counter, index)
 
     def load(k: Any, i: Any) -> tuple[Any, Any]:
         x, y = tf.numpy_function(fetch, [i], [tf.float32, tf.int32], stateful=False)
-        x = tf.ensure_shape(x, (p, p, c))
-        y = tf.ensure_shape(y, (p, p))
+        x = tf.ensure_shape(x, (None, p, p, c))
+        y = tf.ensure_shape(y, (None, p, p))
         if augment:
-            x, y = dihedral(x, y, tf.stack([tf.constant(seed, tf.int64), k]))
+            x, y = dihedral(x, y, tf.stack([tf.constant(seed, tf.int64), k[0]]))
         return x, y
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 # ---------------------------------------------------------------------------------------------
