@@ -242,3 +242,43 @@ def test_bad_slurm_section_fails_with_slurm_message(slurm_cluster, tmp_path, ove
     assert proc.returncode not in (0, 124), "snakemake hung or succeeded"
     assert slurm_message.lower() in text.lower(), text[-3000:]
     assert time.monotonic() - t0 < 200
+
+
+def test_two_rank_horovod_finetune_job(slurm_cluster, tmp_path):  # noqa: F811
+    """jobs/finetune.sbatch with 2 tasks and 2 GPUs: `rstransfer launch` starts 2 Horovod
+    ranks with srun; the run's metrics reach the report with world size 2."""
+    from conftest import cli_env, tiny_settings
+
+    results = tmp_path / "results"
+    cfg = tiny_settings(results, {
+        "hsi": {"policies": ["Network_5"]},
+        "distribution": {"mode": "horovod"},
+        "slurm": {"gpu": {"gpus_per_node": 2, "gres": "gpu:2", "reservation": "deep_learning"}},
+        "train": {"finetune": {"epochs": 2}},
+        "segmentation": {"enabled": False},
+    })
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    env = cli_env(CONFIG=str(config), RSTRANSFER_VENV=str(REPO / ".venv"))
+    for step in (["prepare"], ["pretrain"]):
+        proc = subprocess.run(["rstransfer", *step, "--config", str(config)], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    cmd = ["sbatch", "--parsable", "--ntasks=2", "--ntasks-per-node=2", "--gres=gpu:2",
+           str(REPO / "jobs/finetune.sbatch"), "Network_5", "0"]
+    job_id = int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split(";")[0])
+    job = slurmtools.wait_job(job_id, timeout=600)
+    err = (tmp_path / f"finetune_err.{job_id}").read_text()
+    assert job.state == "COMPLETED", err[-3000:]
+    out = (tmp_path / f"finetune_out.{job_id}").read_text()
+    assert out.count("finetuned Network_5 seed 0") == 1, out  # rank 0 reports, once
+    for step in (["evaluate", "--policy", "Network_5", "--seed", "0"], ["report"]):
+        proc = subprocess.run(["rstransfer", *step, "--config", str(config)], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    info = json.loads(next(results.glob("finetune/*/hybridsn/Network_5/seed0/train.json")).read_text())
+    assert info["world_size"] == 2 and info["run"]["slurm_job_id"] == str(job_id)
+    assert info["run"]["n_gpus"] == 2
+    import csv
+
+    (row,) = list(csv.DictReader((results / "report/runs.csv").open()))
+    assert row["world_size"] == "2" and row["slurm_job_id"] == str(job_id) and row["gpus"] == "0,1"
+    print(f"CI: 2-rank Horovod fine-tune under sbatch (job {job_id}) completed; world_size 2 in the report")

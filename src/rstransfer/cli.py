@@ -65,7 +65,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     args.data = args.data or layout.prepared(layout.source)
     args.out = args.out or layout.pretrain_dir()
     summary = pretrain(cfg, Path(args.data), Path(args.out), threads=args.threads)
-    print(f"pretrained: {summary['epochs_run']} epochs, {summary['train_seconds']:.1f} s -> {args.out}")
+    if summary["is_root"]:
+        print(f"pretrained: {summary['epochs_run']} epochs, {summary['train_seconds']:.1f} s -> {args.out}")
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
@@ -81,10 +82,11 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     args.out = args.out or layout.finetune_dir(args.policy, args.seed)
     pretrained = Path(args.pretrained) if args.pretrained else None
     summary = finetune(cfg, Path(args.data), pretrained, args.policy, args.seed, Path(args.out), args.threads)
-    print(
-        f"finetuned {args.policy} seed {args.seed}: {summary['trainable_params']} trainable params, "
-        f"{summary['epochs_run']} epochs, {summary['train_seconds']:.1f} s -> {args.out}"
-    )
+    if summary["is_root"]:
+        print(
+            f"finetuned {args.policy} seed {args.seed}: {summary['trainable_params']} trainable params, "
+            f"{summary['epochs_run']} epochs, {summary['train_seconds']:.1f} s -> {args.out}"
+        )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -17,8 +17,14 @@ def ranks(config: dict[str, Any]) -> int:
     return 1
 
 
-def slurm_resources(config: dict[str, Any], kind: str) -> dict[str, Any]:
-    """Resource keywords understood by snakemake-executor-plugin-slurm."""
+def slurm_resources(config: dict[str, Any], kind: str, training: bool = False) -> dict[str, Any]:
+    """Resource keywords understood by snakemake-executor-plugin-slurm.
+
+    ``training``: a rule run through ``rstransfer launch`` with one Horovod rank per GPU.
+    With more than one rank, ``mpi="srun"`` tells the plugin's jobstep to run the rule's
+    shell in the batch step (not inside ``srun -n1``), so the launcher's own srun step
+    can start the ranks. Inference rules keep one task.
+    """
     section = config["slurm"][kind]
     res: dict[str, Any] = {
         "slurm_partition": section["partition"],
@@ -33,8 +39,11 @@ def slurm_resources(config: dict[str, Any], kind: str) -> dict[str, Any]:
         res["gres"] = section["gres"]
         res["nodes"] = section["nodes"]
         # the plugin sets --ntasks-per-gpu from this: one rank per GPU
-        res["tasks_per_gpu"] = 1
-        res["tasks"] = ranks(config)
+        n = ranks(config) if training else 1
+        res["tasks"] = n
+        res["tasks_per_gpu"] = 1  # the plugin's --ntasks-per-gpu: one rank per GPU
+        if n > 1:
+            res["mpi"] = "srun"
         if section["qos"]:
             res["qos"] = section["qos"]
         if section["reservation"]:
@@ -48,9 +57,9 @@ def slurm_resources(config: dict[str, Any], kind: str) -> dict[str, Any]:
     return res
 
 
-def sbatch_options(config: dict[str, Any], kind: str) -> list[str]:
-    """The same settings as sbatch command-line options (used by `rstransfer launch --print-sbatch`)."""
-    res = slurm_resources(config, kind)
+def sbatch_options(config: dict[str, Any], kind: str, training: bool = False) -> list[str]:
+    """The same settings as sbatch command-line options."""
+    res = slurm_resources(config, kind, training)
     opts = [f"--partition={res['slurm_partition']}", f"--time={res['runtime']}", f"--mem={res['mem_mb']}"]
     opts.append(f"--cpus-per-task={res['cpus_per_task']}")
     if kind == "gpu":

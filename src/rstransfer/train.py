@@ -183,7 +183,7 @@ def fit_and_save(
         write_json(out_dir / "train.json", summary)
         checkpoint.remove_checkpoint(ckpt)
     dist.barrier()
-    return summary
+    return {**summary, "is_root": dist.is_root}  # is_root: only rank 0 reports (not saved)
 
 
 def history_csv(rows: list[dict[str, float]]) -> str:

@@ -22,7 +22,8 @@ L = Layout.from_config(config)  # the results layout, shared with the CLI
 EFFECTIVE_CONFIG = str(write_effective_config(config, f"{RESULTS}/config/effective.yaml"))
 
 # SLURM resources from the validated `slurm:` section (used by `snakemake --profile slurm`)
-GPU_RESOURCES = slurm_resources(config, "gpu")
+GPU_RESOURCES = slurm_resources(config, "gpu")  # inference: one task
+GPU_TRAIN_RESOURCES = slurm_resources(config, "gpu", training=True)  # one Horovod rank per GPU
 CPU_RESOURCES = slurm_resources(config, "cpu")
 
 if config["slurm"]["cpu"]["local"]:

@@ -19,8 +19,8 @@ rule finetune:
         "../../envs/train.yaml"
     threads: config["slurm"]["gpu"]["cpus_per_task"]
     resources:
-        **GPU_RESOURCES,
+        **GPU_TRAIN_RESOURCES,
     shell:
-        "rstransfer finetune --config {params.config} --data {input.data} {params.pretrained}"
+        "rstransfer launch --config {params.config} -- finetune --config {params.config} --data {input.data} {params.pretrained}"
         " --policy {wildcards.policy} --seed {wildcards.seed} --out {params.out}"
         " --threads {threads} > {log} 2>&1"

@@ -17,7 +17,7 @@ rule pretrain:
         "../../envs/train.yaml"
     threads: config["slurm"]["gpu"]["cpus_per_task"]
     resources:
-        **GPU_RESOURCES,
+        **GPU_TRAIN_RESOURCES,
     shell:
-        "rstransfer pretrain --config {params.config} --data {input.data} --out {params.out}"
+        "rstransfer launch --config {params.config} -- pretrain --config {params.config} --data {input.data} --out {params.out}"
         " --threads {threads} > {log} 2>&1"
