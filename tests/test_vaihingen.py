@@ -195,6 +195,11 @@ def test_config_rejects_tiles_in_two_splits(tmp_path: Path) -> None:
         vh.check_tiles(cfg)
 
 
+def test_missing_tile_is_dataset_not_found(source: vh.TileSource) -> None:
+    with pytest.raises(DatasetNotFoundError, match=r"tile 99 \(segmentation.tiles.test\): image file .*area99.tif not found"):
+        source.check_exists([15, 99], "test")
+
+
 def test_missing_folder_config_names_the_key(tmp_path: Path) -> None:
     cfg = seg_config(FIXTURES, tmp_path, image_dir="")
     with pytest.raises(ConfigError, match="segmentation.image_dir: empty"):

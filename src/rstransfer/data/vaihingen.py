@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import h5py
 import numpy as np
@@ -115,7 +115,6 @@ class TileSource:
     image_dir: Path
     label_dir: Path
     dsm_dir: Path | None
-    origin: ClassVar[str] = "segmentation"
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], synthetic_root: str | Path | None = None) -> TileSource:
