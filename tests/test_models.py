@@ -160,7 +160,8 @@ def test_builder_does_not_compile() -> None:
 def test_registry_matches_schema_enum() -> None:
     schema = load_schema()
     enum = schema["properties"]["hsi"]["properties"]["model"]["enum"]
-    assert sorted(MODELS) == sorted(enum)
+    seg_enum = schema["properties"]["segmentation"]["properties"]["model"]["enum"]
+    assert sorted(MODELS) == sorted(set(enum) | set(seg_enum))
     assert schema["properties"]["hsi"]["properties"]["model"]["default"] in MODELS
     assert get_model("hybridsn") is build_hybridsn
 

@@ -282,3 +282,35 @@ def test_two_rank_horovod_finetune_job(slurm_cluster, tmp_path):  # noqa: F811
     (row,) = list(csv.DictReader((results / "report/runs.csv").open()))
     assert row["world_size"] == "2" and row["slurm_job_id"] == str(job_id) and row["gpus"] == "0,1"
     print(f"CI: 2-rank Horovod fine-tune under sbatch (job {job_id}) completed; world_size 2 in the report")
+
+
+def test_segmentation_jobs_under_sbatch(slurm_cluster, tmp_path):  # noqa: F811
+    """jobs/train_resnet50_fcn.sbatch (reduced size: fixture tiles, 64 px patches, 1 epoch) and
+    jobs/evaluate_network.sbatch TILE WEIGHTS, chained with afterok on the local cluster."""
+    from conftest import cli_env
+    from test_segmentation_workflow import TILE, seg_settings
+
+    results = tmp_path / "results"
+    config = tmp_path / "seg.yaml"
+    config.write_text(yaml.safe_dump(seg_settings(results), sort_keys=False))
+    env = cli_env(CONFIG=str(config), RSTRANSFER_VENV=str(REPO / ".venv"), AUGMENT="True", TRANSFER="False")
+    proc = subprocess.run(["rstransfer", "prepare-vaihingen", "--config", str(config)], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    weights = results / "segmentation/train/scratch_aug/weights.h5"
+
+    def submit(*args: str) -> int:
+        cmd = ["sbatch", "--parsable", *args]
+        return int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split(";")[0])
+
+    train = submit(str(REPO / "jobs/train_resnet50_fcn.sbatch"))
+    evaluate = submit(f"--dependency=afterok:{train}", str(REPO / "jobs/evaluate_network.sbatch"), str(TILE), str(weights))
+    for name, job_id in (("train", train), ("evaluate", evaluate)):
+        job = slurmtools.wait_job(job_id, timeout=900)
+        errs = list(tmp_path.glob(f"*_err.{job_id}"))
+        assert job.state == "COMPLETED", f"{name}: {job.state}\n" + (errs[0].read_text()[-3000:] if errs else "")
+    info = json.loads((weights.parent / "train.json").read_text())
+    assert info["run"]["slurm_job_id"] == str(train) and info["run"]["slurm_partition"] == "gpus"
+    metrics = [json.loads(p.read_text()) for p in results.rglob("metrics.json")]
+    assert any(m.get("tile") == TILE and 0 <= m["OA"] <= 1 for m in metrics), metrics
+    print(f"CI: jobs/train_resnet50_fcn.sbatch ({train}) -> jobs/evaluate_network.sbatch ({evaluate}) COMPLETED under sbatch")

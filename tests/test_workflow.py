@@ -19,7 +19,9 @@ import pytest
 
 from conftest import TINY_CONFIG, run_snakemake, tiny_settings
 from rstransfer.data.splits import TEST
-from rstransfer.policies import POLICIES, policy_table
+from rstransfer.policies import policies_for, policy_table
+
+POLICIES = {p.name: p for p in policies_for("hybridsn")}
 
 pytestmark = pytest.mark.slow
 

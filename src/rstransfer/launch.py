@@ -34,7 +34,7 @@ from typing import Any
 from .errors import RSTransferError
 
 #: subcommands that train, and so run once per rank; everything else runs in one process
-DISTRIBUTED_COMMANDS = frozenset({"pretrain", "finetune"})
+DISTRIBUTED_COMMANDS = frozenset({"pretrain", "finetune", "train-fcn"})
 
 #: gloo rendezvous timeout (horovod's default, 30 s, is short for N ranks importing TF from a
 #: shared file system); an existing HOROVOD_GLOO_TIMEOUT_SECONDS wins

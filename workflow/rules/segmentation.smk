@@ -79,9 +79,9 @@ rule train_fcn:
         "../../envs/train.yaml"
     threads: config["slurm"]["gpu"]["cpus_per_task"]
     resources:
-        **GPU_RESOURCES,
+        **GPU_TRAIN_RESOURCES,
     shell:
-        "rstransfer train-fcn --config {params.config} --experiment {wildcards.experiment}"
+        "rstransfer launch --config {params.config} -- train-fcn --config {params.config} --experiment {wildcards.experiment}"
         " --data {params.data} --out {params.out} --threads {threads} > {log} 2>&1"
 
 
