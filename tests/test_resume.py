@@ -161,7 +161,7 @@ def test_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster, tmp
         cmd = ["sbatch", "--parsable", *extra, str(REPO_ROOT / "jobs/finetune.sbatch"), "Network_5", "3"]
         return int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split(";")[0])
 
-    first = submit("--time=1", "--signal=USR1@20")
+    first = submit("--time=1", "--signal=B:USR1@20")
     job = slurmtools.wait_job(first, timeout=240)
     assert job.state in ("TIMEOUT", "FAILED"), job.state  # stopped, not finished
     err = (tmp_path / f"finetune_err.{first}").read_text()

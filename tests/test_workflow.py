@@ -70,7 +70,8 @@ def test_report_is_complete_and_self_contained(results: Path) -> None:
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.I)
     assert "<script" not in text.lower() and "<link" not in text.lower()
     # images are inlined: learning curves, confusion matrices and one map per policy
-    assert len(re.findall(r'src="data:image/png;base64,', text)) == 2 + len(POLICY_NAMES)
+    # learning curves, confusion matrices, accuracy vs cost, and one map per policy
+    assert len(re.findall(r'src="data:image/png;base64,', text)) == 3 + len(POLICY_NAMES)
     assert "synthetic_source" in text and "synthetic_target" in text
     # the leakage figure of the disjoint split is reported, and it is zero
     assert re.search(r"window: <b>0</b> of \d+", text)
