@@ -141,6 +141,50 @@ def make_callbacks(
     return {"stopper": stopper, "reseed": EpochReseed(), "recorder": recorder, "checkpointer": Checkpointer()}
 
 
+def resumable_fit(
+    model: Any,
+    callbacks: list[Any],
+    parts: dict[str, Any],
+    ckpt: Path,
+    fingerprint: str,
+    fit_cfg: dict[str, Any],
+    dist: Any,
+    make_data: Any,
+) -> float:
+    """Restore a matching checkpoint, fit the remaining epochs, restore the best weights.
+
+    ``make_data(first_epoch)`` returns ``{"train", "val", "steps", "val_steps"}`` (the training
+    stream starts at ``first_epoch``). Returns the wall seconds of all epochs, including the
+    ones done before a resume. Raises TrainingInterrupted after a stop signal.
+    """
+    recorder, stopper = parts["recorder"], parts["stopper"]
+    first_epoch = load_checkpoint(ckpt, model, recorder, fingerprint)
+    if first_epoch and dist.is_root:
+        print(f"resuming from {ckpt} after epoch {first_epoch}", flush=True)
+    data = make_data(first_epoch)
+    t0 = time.perf_counter()
+    early_stopped = first_epoch and recorder.best_epoch > 0 and first_epoch - recorder.best_epoch >= fit_cfg["patience"]
+    if first_epoch < fit_cfg["epochs"] and not early_stopped:
+        model.fit(
+            data["train"],
+            epochs=fit_cfg["epochs"],
+            initial_epoch=first_epoch,
+            steps_per_epoch=data["steps"],
+            validation_data=data["val"],
+            validation_steps=data["val_steps"] if dist.size > 1 else None,
+            callbacks=callbacks,
+            verbose=2 if dist.is_root else 0,
+        )
+    if stopper.interrupted:
+        raise TrainingInterrupted(
+            f"{stopper.signal_name or 'signal'} received: stopped after {len(recorder.rows)} complete epoch(s); "
+            f"checkpoint in {ckpt}; rerun the same step to resume"
+        )
+    if recorder.best_weights is not None:
+        model.set_weights(recorder.best_weights)
+    return time.perf_counter() - t0 + sum(r["seconds"] for r in recorder.rows[: recorder.resumed_from])
+
+
 def save_checkpoint(ckpt: Path, model: Any, epochs_done: int, recorder: Any, fingerprint: str) -> None:
     """Write epoch-<n>/ completely, then point ``latest`` at it (atomic rename), then prune."""
     import tensorflow as tf

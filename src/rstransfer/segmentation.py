@@ -267,36 +267,20 @@ def train_fcn(
             verbose=1 if dist.is_root else 0,
         ),
     )
-    recorder, stopper = parts["recorder"], parts["stopper"]
-    first_epoch = checkpoint.load_checkpoint(ckpt, model, recorder, fingerprint)
-    if first_epoch and dist.is_root:
-        print(f"resuming from {ckpt} after epoch {first_epoch}", flush=True)
-    train_ds = vh.patch_dataset(
-        train, per_rank, augment=settings["augment"], shuffle=fit_cfg["shuffle"], seed=seed,
-        steps_per_epoch=steps, first_epoch=first_epoch,
-    )
-    val_ds = vh.patch_dataset(val, per_rank, repeat=dist.size > 1)
-    t0 = time.perf_counter()
-    early_stopped = first_epoch and recorder.best_epoch > 0 and first_epoch - recorder.best_epoch >= fit_cfg["patience"]
-    if first_epoch < fit_cfg["epochs"] and not early_stopped:
-        model.fit(
-            train_ds,
-            epochs=fit_cfg["epochs"],
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps,
-            validation_data=val_ds,
-            validation_steps=val_steps if dist.size > 1 else None,
-            callbacks=callbacks,
-            verbose=2 if dist.is_root else 0,
-        )
-    if stopper.interrupted:
-        raise checkpoint.TrainingInterrupted(
-            f"{stopper.signal_name or 'signal'} received: stopped after {len(recorder.rows)} complete epoch(s); "
-            f"checkpoint in {ckpt}; rerun the same step to resume"
-        )
-    wall = time.perf_counter() - t0 + sum(r["seconds"] for r in recorder.rows[: recorder.resumed_from])
-    if recorder.best_weights is not None:
-        model.set_weights(recorder.best_weights)
+    recorder = parts["recorder"]
+
+    def make_data(first_epoch: int) -> dict[str, Any]:
+        return {
+            "train": vh.patch_dataset(
+                train, per_rank, augment=settings["augment"], shuffle=fit_cfg["shuffle"], seed=seed,
+                steps_per_epoch=steps, first_epoch=first_epoch,
+            ),
+            "val": vh.patch_dataset(val, per_rank, repeat=dist.size > 1),
+            "steps": steps,
+            "val_steps": val_steps,
+        }
+
+    wall = checkpoint.resumable_fit(model, callbacks, parts, ckpt, fingerprint, fit_cfg, dist, make_data)
     epoch_seconds = [r["seconds"] for r in recorder.rows]
     meta = run_metadata(dist.size)
     summary = {

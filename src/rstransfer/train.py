@@ -10,7 +10,6 @@ import csv
 import io
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -124,37 +123,13 @@ def fit_and_save(
 
     ckpt = checkpoint.checkpoint_dir(out_dir)
     fingerprint = config_digest({"fit": fit_cfg, "seed": seed, "extra": extra, "size": dist.size})
-    steps = datasets(prepared, fit_cfg, seed, dist)["steps"]
-    callbacks, parts = make_callbacks(fit_cfg, dist, steps, seed, ckpt, fingerprint)
+    data = datasets(prepared, fit_cfg, seed, dist)  # sizes and steps; streams are rebuilt per resume
+    callbacks, parts = make_callbacks(fit_cfg, dist, data["steps"], seed, ckpt, fingerprint)
     recorder = parts["recorder"]
-    first_epoch = checkpoint.load_checkpoint(ckpt, model, recorder, fingerprint)
-    if first_epoch and dist.is_root:
-        print(f"resuming from {ckpt} after epoch {first_epoch}", flush=True)
-    data = datasets(prepared, fit_cfg, seed, dist, first_epoch=first_epoch)
-    t0 = time.perf_counter()
-    early_stopped = first_epoch and recorder.best_epoch > 0 and first_epoch - recorder.best_epoch >= fit_cfg["patience"]
-    if first_epoch < fit_cfg["epochs"] and not early_stopped:
-        model.fit(
-            data["train"],
-            epochs=fit_cfg["epochs"],
-            initial_epoch=first_epoch,
-            steps_per_epoch=data["steps"],
-            validation_data=data["val"],
-            validation_steps=data["val_steps"] if dist.size > 1 else None,
-            callbacks=callbacks,
-            verbose=2 if dist.is_root else 0,
-        )
-    stopper = parts["stopper"]
-    if stopper.interrupted:
-        done = len(recorder.rows)
-        raise checkpoint.TrainingInterrupted(
-            f"{stopper.signal_name or 'signal'} received: stopped after {done} complete epoch(s); "
-            f"checkpoint in {ckpt}; rerun the same step to resume"
-        )
-    # wall time of this process plus the epochs done before a resume
-    wall = time.perf_counter() - t0 + sum(r["seconds"] for r in recorder.rows[: recorder.resumed_from])
-    if recorder.best_weights is not None:
-        model.set_weights(recorder.best_weights)
+    wall = checkpoint.resumable_fit(
+        model, callbacks, parts, ckpt, fingerprint, fit_cfg, dist,
+        lambda first_epoch: datasets(prepared, fit_cfg, seed, dist, first_epoch=first_epoch),
+    )
     epoch_seconds = [r["seconds"] for r in recorder.rows]
     meta = run_metadata(dist.size)
     summary = {
