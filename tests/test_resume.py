@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, cli_env, tiny_settings
+from conftest import REPO_ROOT, ci_log, cli_env, tiny_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 import slurmtools  # noqa: E402
@@ -182,4 +182,4 @@ def test_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster, tmp
          "--out", str(ref), "--threads", "1"], env=cli_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert history(out) == history(ref)
-    print(f"CI: SLURM time limit -> job {first} stopped after {done} epochs; job {second} resumed and completed")
+    ci_log(f"CI: SLURM time limit -> job {first} stopped after {done} epochs; job {second} resumed and completed")

@@ -23,6 +23,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 import slurmtools  # noqa: E402
+from conftest import ci_log  # noqa: E402
 from test_slurm_cluster import slurm_cluster  # noqa: E402,F401  (fixture)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -92,9 +93,17 @@ def test_demo_dag_runs_through_sbatch(dag_run):
             assert rec["Partition"] == gpu["partition"], rec
             assert tres.get("gres/gpu") == gpu["gres"].split(":")[-1], rec
             assert rec["Reservation"] == gpu["reservation"], rec
+    # the segmentation branch of the demo: FCN training and tile inference are GPU jobs too
+    seg = config.get("segmentation", {})
+    if seg.get("enabled"):
+        assert len(by_rule.get("train_fcn", [])) == len(seg["experiments"])
+        assert len(by_rule.get("evaluate_fcn", [])) == len(seg["experiments"]) * len(seg["tiles"]["test"])
+        for rec in by_rule["train_fcn"] + by_rule["evaluate_fcn"]:
+            assert rec["State"] == "COMPLETED" and rec["Partition"] == gpu["partition"], rec
+            assert rec["Reservation"] == gpu["reservation"], rec
     # CPU rules stay on the submit host (slurm.cpu.local: true)
     assert "prepare" not in by_rule and "report" not in by_rule
-    print(f"CI: demo DAG through snakemake --profile slurm: {sum(expected.values())} GPU jobs, "
+    ci_log(f"CI: demo DAG through snakemake --profile slurm: {sum(expected.values())} GPU jobs, "
           f"{dag_run['seconds']:.0f} s, all gres/gpu=1 partition={gpu['partition']} reservation={gpu['reservation']}")
 
 
@@ -159,7 +168,7 @@ def test_jobs_scripts_chained_with_afterok(slurm_cluster, tmp_path):  # noqa: F8
     assert "evaluated Network_2 seed 0" in (tmp_path / f"evaluate_out.{ids[3]}").read_text()
     assert list((r / "submissions/WG07/hsi").glob("*.json")), "TEAM=WG07 submission missing"
     assert "WG07" in (r / "leaderboard.html").read_text()
-    print(f"CI: jobs/*.sbatch chained under sbatch: job ids {ids}, all COMPLETED")
+    ci_log(f"CI: jobs/*.sbatch chained under sbatch: job ids {ids}, all COMPLETED")
 
 
 def _slurm_log_paths(text: str) -> list[Path]:
@@ -281,7 +290,7 @@ def test_two_rank_horovod_finetune_job(slurm_cluster, tmp_path):  # noqa: F811
 
     (row,) = list(csv.DictReader((results / "report/runs.csv").open()))
     assert row["world_size"] == "2" and row["slurm_job_id"] == str(job_id) and row["gpus"] == "0,1"
-    print(f"CI: 2-rank Horovod fine-tune under sbatch (job {job_id}) completed; world_size 2 in the report")
+    ci_log(f"CI: 2-rank Horovod fine-tune under sbatch (job {job_id}) completed; world_size 2 in the report")
 
 
 def test_segmentation_jobs_under_sbatch(slurm_cluster, tmp_path):  # noqa: F811
@@ -313,4 +322,4 @@ def test_segmentation_jobs_under_sbatch(slurm_cluster, tmp_path):  # noqa: F811
     assert info["run"]["slurm_job_id"] == str(train) and info["run"]["slurm_partition"] == "gpus"
     metrics = [json.loads(p.read_text()) for p in results.rglob("metrics.json")]
     assert any(m.get("tile") == TILE and 0 <= m["OA"] <= 1 for m in metrics), metrics
-    print(f"CI: jobs/train_resnet50_fcn.sbatch ({train}) -> jobs/evaluate_network.sbatch ({evaluate}) COMPLETED under sbatch")
+    ci_log(f"CI: jobs/train_resnet50_fcn.sbatch ({train}) -> jobs/evaluate_network.sbatch ({evaluate}) COMPLETED under sbatch")
