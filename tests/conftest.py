@@ -8,7 +8,6 @@ Nothing here writes into the repository's ``results/``: every config a test writ
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -60,14 +59,7 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def deep_update(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_update(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+from rstransfer.config import deep_update  # noqa: E402  (the merge --configfile uses)
 
 
 def tiny_settings(results: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
