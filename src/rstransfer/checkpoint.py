@@ -185,6 +185,19 @@ def resumable_fit(
     return time.perf_counter() - t0 + sum(r["seconds"] for r in recorder.rows[: recorder.resumed_from])
 
 
+def fit_record(recorder: Any, wall: float, fit_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The timing and model-selection fields every training summary (train.json) carries."""
+    epoch_seconds = [r["seconds"] for r in recorder.rows]
+    return {
+        "train_seconds": wall,
+        "epochs_run": len(recorder.rows),
+        "resumed_after_epoch": recorder.resumed_from,
+        "best_epoch": recorder.best_epoch,
+        "best_" + fit_cfg["monitor"]: recorder.best,
+        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+    }
+
+
 def save_checkpoint(ckpt: Path, model: Any, epochs_done: int, recorder: Any, fingerprint: str) -> None:
     """Write epoch-<n>/ completely, then point ``latest`` at it (atomic rename), then prune."""
     import tensorflow as tf

@@ -295,12 +295,7 @@ def train_fcn(
         "input_shape": list(shape),
         "class_names": list(train.class_names),
         "seed": seed,
-        "train_seconds": wall,
-        "epochs_run": len(recorder.rows),
-        "resumed_after_epoch": recorder.resumed_from,
-        "best_epoch": recorder.best_epoch,
-        "best_" + fit_cfg["monitor"]: recorder.best,
-        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+        **checkpoint.fit_record(recorder, wall, fit_cfg),
         # patches seen per second over all ranks (epoch time includes validation)
         "samples_per_second": steps * per_rank * dist.size * len(epoch_seconds) / sum(epoch_seconds)
         if epoch_seconds

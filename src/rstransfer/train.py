@@ -130,17 +130,11 @@ def fit_and_save(
         model, callbacks, parts, ckpt, fingerprint, fit_cfg, dist,
         lambda first_epoch: datasets(prepared, fit_cfg, seed, dist, first_epoch=first_epoch),
     )
-    epoch_seconds = [r["seconds"] for r in recorder.rows]
     meta = run_metadata(dist.size)
     summary = {
         **extra,
         "seed": seed,
-        "train_seconds": wall,
-        "epochs_run": len(recorder.rows),
-        "resumed_after_epoch": recorder.resumed_from,
-        "best_epoch": recorder.best_epoch,
-        "best_" + fit_cfg["monitor"]: recorder.best,
-        "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
+        **checkpoint.fit_record(recorder, wall, fit_cfg),
         "trainable_params": count_params(model.trainable_weights),
         "total_params": count_params(model.weights),
         "n_train": data["n_train"],
