@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from . import checkpoint
 from . import dist as dist_mod
