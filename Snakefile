@@ -1,11 +1,11 @@
-# rstransfer: prepare -> pretrain -> finetune x policies x seeds -> evaluate -> report
+# rstransfer: every enabled study's prepare -> pretrain -> finetune x policies -> evaluate -> report,
+# then the top-level report index and the leaderboard.
 #
-# Results layout (under config["results"], default results/):
-#   prepare/{dataset}.h5                                         reduced cube, split, PCA/scaler
-#   pretrain/{dataset}/{model}/seed{seed}/                       model.keras history.csv train.json
-#   finetune/{source}-to-{target}/{model}/{policy}/seed{seed}/   model.keras history.csv train.json
-#   evaluate/{source}-to-{target}/{model}/{policy}/seed{seed}/   metrics.json confusion.csv per_class.csv map.png
-#   report/                                                      index.html + tables (CSV, Markdown) + figures
+# Results layout (under config["results"], default results/; rstransfer.core.paths):
+#   <study>/<step>/<run>/      one run of one step (e.g. hsi/finetune/Network_2/seed0/)
+#   report/index.html          links every enabled study's report (<study>/report/index.html)
+#   logs/, benchmarks/         one log and one benchmark per job
+#   submit/, leaderboard.*     the competition
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -15,12 +15,8 @@ configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/prepare.smk"
-include: "workflow/rules/pretrain.smk"
-include: "workflow/rules/finetune.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/steps.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/segmentation.smk"
 include: "workflow/rules/leaderboard.smk"
 
 

@@ -48,7 +48,7 @@ def pin_threads(threads: int) -> None:
 
 def setup_tf(threads: int, seed: int, deterministic: bool = False) -> None:
     """The project's own runtime setup (``rstransfer.train.setup_runtime``), used by both sides."""
-    from rstransfer.train import setup_runtime
+    from rstransfer.studies.hsi.train import setup_runtime
 
     setup_runtime(seed, deterministic, threads)
 

@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     C.setup_tf(args.threads, args.seed, bool(args.deterministic))
     import tensorflow as tf
 
-    from rstransfer._keras import keras
+    from rstransfer.core.keras import keras
     from rstransfer.data.patches import patch_dataset, reference_patches
-    from rstransfer.dist import Dist
-    from rstransfer.models.hybridsn import build_hybridsn
-    from rstransfer.train import compile_model
+    from rstransfer.core.dist import Dist
+    from rstransfer.studies.hsi.model import build_hybridsn
+    from rstransfer.studies.hsi.train import compile_model
 
     gt, source = C.label_map(args.seed)
     rows, cols = np.nonzero(gt)

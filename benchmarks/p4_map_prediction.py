@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     C.setup_tf(args.threads, args.seed)
     from rstransfer.data.patches import pad_cube
     from rstransfer.data.prepare import Prepared
-    from rstransfer.evaluate import predict_pixels, predict_scene
-    from rstransfer.models.hybridsn import build_hybridsn
+    from rstransfer.studies.hsi.evaluate import predict_pixels, predict_scene
+    from rstransfer.studies.hsi.model import build_hybridsn
 
     gt, source = C.label_map(args.seed)
     cube = C.random_cube(args.components, args.seed)

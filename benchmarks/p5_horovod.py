@@ -53,9 +53,9 @@ def child(args) -> None:
     import numpy as np
 
     C.setup_tf(args.threads, args.seed)
-    from rstransfer import dist as dist_mod
-    from rstransfer import train
-    from rstransfer._keras import keras
+    from rstransfer.core import dist as dist_mod
+    from rstransfer.studies.hsi import train
+    from rstransfer.core.keras import keras
     from rstransfer.data.patches import patch_dataset
     from rstransfer.models import get_model
 

@@ -27,7 +27,7 @@ TARGET = 1.5
 def per_patch(model, channels, patch, overlap):  # type: ignore[no-untyped-def]
     import numpy as np
 
-    from rstransfer.data import vaihingen as vh
+    from rstransfer.studies.segmentation import data as vh
 
     h, w = channels.shape[:2]
     x = vh.normalize(channels)
@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     C.setup_tf(args.threads, args.seed)
-    from rstransfer.data import vaihingen as vh
-    from rstransfer.models.fcn import build_resnet50_fcn
-    from rstransfer.segmentation import predict_tile
+    from rstransfer.studies.segmentation import data as vh
+    from rstransfer.studies.segmentation.model import build_resnet50_fcn
+    from rstransfer.studies.segmentation.steps import predict_tile
 
     patch = args.patch or (64 if args.quick else 256)
     h = args.height or (256 if args.quick else 1024)

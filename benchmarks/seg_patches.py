@@ -31,7 +31,7 @@ def per_patch_loop(source, tiles, patch, overlap, out):  # type: ignore[no-untyp
     import h5py
     import numpy as np
 
-    from rstransfer.data import vaihingen as vh
+    from rstransfer.studies.segmentation import data as vh
 
     with h5py.File(out, "w") as f:
         opts = {"compression": "gzip", "compression_opts": 4}
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     import h5py
     import numpy as np
 
-    from rstransfer.config import validate
-    from rstransfer.data import vaihingen as vh
+    from rstransfer.core.config import validate
+    from rstransfer.studies.segmentation import data as vh
 
     n_tiles = args.tiles or (1 if args.quick else 2)
     height = args.height or (400 if args.quick else 1900)

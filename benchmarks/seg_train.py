@@ -36,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     C.setup_tf(args.threads, args.seed)
-    from rstransfer import dist as dist_mod
-    from rstransfer.data import vaihingen as vh
-    from rstransfer.models.fcn import build_resnet50_fcn
-    from rstransfer.train import compile_model
+    from rstransfer.core import dist as dist_mod
+    from rstransfer.studies.segmentation import data as vh
+    from rstransfer.studies.segmentation.model import build_resnet50_fcn
+    from rstransfer.studies.hsi.train import compile_model
 
     patch = args.patch or (64 if args.quick else 256)
     steps = args.steps or (4 if args.quick else 8)

@@ -59,7 +59,7 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-from rstransfer.config import deep_update  # noqa: E402  (the merge --configfile uses)
+from rstransfer.core.config import deep_update  # noqa: E402  (the merge --configfile uses)
 
 
 def tiny_settings(results: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

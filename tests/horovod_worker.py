@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from rstransfer import dist as dist_mod
-    from rstransfer import train
+    from rstransfer.core import dist as dist_mod
+    from rstransfer.studies.hsi import train
     from rstransfer.data.prepare import load_prepared
     from rstransfer.data.splits import TRAIN
     from rstransfer.models import get_model

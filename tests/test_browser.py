@@ -185,7 +185,7 @@ def test_report_renders_its_tables(chromium: str, proxy: tuple[int, list[str]], 
     """results/report/index.html as build_report writes it, from fake runs with real-format files."""
     from PIL import Image
 
-    from rstransfer.report import build_report
+    from rstransfer.studies.hsi.report import build_report
 
     policies = ["Original", "Network_2", "Network_6"]
     correct = {"Original": 48, "Network_2": 38, "Network_6": 45}

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rstransfer.config import load_config, load_schema, validate
-from rstransfer.errors import ConfigError
+from rstransfer.core.config import load_config, load_schema, validate
+from rstransfer.core.errors import ConfigError
 
 Snakemake = Callable[..., subprocess.CompletedProcess]
 

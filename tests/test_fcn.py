@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rstransfer import dist as dist_mod
-from rstransfer._keras import keras
-from rstransfer.config import load_schema
-from rstransfer.errors import DataFormatError, DatasetNotFoundError
+from rstransfer.core import dist as dist_mod
+from rstransfer.core.keras import keras
+from rstransfer.core.config import load_schema
+from rstransfer.core.errors import DataFormatError, DatasetNotFoundError
 from rstransfer.models import MODELS, count_params
-from rstransfer.models.fcn import IMAGENET_FILE, OWN_LAYERS, backbone_of, build_resnet50_fcn, resolve_weights
+from rstransfer.studies.segmentation.model import IMAGENET_FILE, OWN_LAYERS, backbone_of, build_resnet50_fcn, resolve_weights
 from rstransfer.policies import POLICIES, apply_policy, get_policy, policies_for
-from rstransfer.segmentation import predict_tile
-from rstransfer.train import compile_model
+from rstransfer.studies.segmentation.steps import predict_tile
+from rstransfer.studies.hsi.train import compile_model
 
 SMALL = (32, 32, 3)
 FIT = {"optimizer": "sgd", "learning_rate": 0.1}
@@ -180,7 +180,7 @@ def test_bad_weights_files(tmp_path: Path) -> None:
 def test_stitching_equals_direct_prediction_without_overlap(small: keras.Model) -> None:
     rng = np.random.default_rng(3)
     tile = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
-    from rstransfer.data.vaihingen import normalize
+    from rstransfer.studies.segmentation.data import normalize
 
     probs = predict_tile(small, tile, 32, 0.0, batch_size=4)  # 6 windows: a full and a padded batch
     x = normalize(tile)

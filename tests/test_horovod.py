@@ -201,7 +201,7 @@ def inside(path: Path, folder: Path) -> bool:
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The prepared tiny scene and a config file (mode horovod, 1 node x 2 ranks)."""
-    from rstransfer.config import load_config
+    from rstransfer.core.config import load_config
     from rstransfer.data.prepare import prepare_scene
     from rstransfer.data.readers import load_dataset
 
@@ -292,7 +292,7 @@ def check_rank0_only(out: Path, audit: Path, tree: Path) -> None:
     """The run folder holds exactly the products; rank 1 wrote nothing in the test's folder or
     the repository; rank 0 wrote only the products (by atomic rename) and its per-epoch
     checkpoint (rstransfer.checkpoint), which is gone after a finished run."""
-    from rstransfer.checkpoint import checkpoint_dir
+    from rstransfer.core.checkpoint import checkpoint_dir
 
     ckpt = checkpoint_dir(out)
     assert sorted(p.name for p in out.iterdir()) == sorted(PRODUCTS) and not ckpt.exists()
@@ -333,7 +333,7 @@ def dry_run(config: Path, *sub: str, env: dict[str, str]) -> subprocess.Complete
 
 
 def write_cfg(tmp_path: Path, name: str, override: dict) -> Path:
-    from rstransfer.config import deep_update
+    from rstransfer.core.config import deep_update
 
     path = tmp_path / name
     path.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), **deep_update(CONFIG, override)}))
@@ -397,7 +397,7 @@ def test_dry_run_inside_slurm_is_srun_over_gloo(tmp_path):
 
 
 def test_expand_nodelist_and_rank_mapping():
-    from rstransfer.launch import LaunchError, expand_nodelist, rank_env_from_slurm
+    from rstransfer.core.launch import LaunchError, expand_nodelist, rank_env_from_slurm
 
     assert expand_nodelist("gpu[01-03,10],login1,n[8-9]-ib") == [
         "gpu01", "gpu02", "gpu03", "gpu10", "login1", "n8-ib", "n9-ib"]
@@ -446,7 +446,8 @@ def test_launch_through_srun_forms_a_gloo_job(scene, reference, tmp_path):
 
 
 def test_keras3_guard_raises_before_horovod(monkeypatch):
-    from rstransfer import _keras, dist
+    from rstransfer.core import dist
+from rstransfer.core import keras as _keras
 
     monkeypatch.setattr(_keras, "IS_KERAS3", True)
     with pytest.raises(RuntimeError, match="Keras 3"):
@@ -459,7 +460,8 @@ def test_keras3_guard_under_real_keras3(tmp_path):
     code = textwrap.dedent(
         """
         import sys
-        from rstransfer import _keras, dist
+        from rstransfer.core import dist
+from rstransfer.core import keras as _keras
         assert _keras.IS_KERAS3, _keras.keras.__version__
         try:
             dist.init("horovod")

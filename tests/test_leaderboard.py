@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from conftest import run_cli_in, tiny_settings
-from rstransfer.config import load_schema, validate
-from rstransfer.errors import ConfigError
+from rstransfer.core.config import load_schema, validate
+from rstransfer.core.errors import ConfigError
 from rstransfer.leaderboard import (
     TASKS,
     SubmissionError,
@@ -37,8 +37,8 @@ from rstransfer.leaderboard import (
     load_submissions,
     submit,
 )
-from rstransfer.metrics import scores
-from rstransfer.paths import Layout
+from rstransfer.core.metrics import scores
+from rstransfer.core.paths import Layout
 
 PER_CLASS = 50  # test pixels per class in the fake confusion matrices
 CLASSES = ["Asphalt", "Meadow", "Wheat", "Metal roof"]
@@ -555,7 +555,7 @@ def test_dry_run_lists_submit_and_leaderboard(snakemake: Callable[..., subproces
 
 
 def active_tasks_of_shipped_config() -> list[str]:
-    from rstransfer.config import load_config
+    from rstransfer.core.config import load_config
 
     from conftest import REPO_ROOT
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from rstransfer.metrics import confusion_matrix, scores
+from rstransfer.core.metrics import confusion_matrix, scores
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rstransfer._keras import keras
-from rstransfer.config import load_schema
+from rstransfer.core.keras import keras
+from rstransfer.core.config import load_schema
 from rstransfer.models import MODELS, count_params, get_model
-from rstransfer.models.hybridsn import build_hybridsn
+from rstransfer.studies.hsi.model import build_hybridsn
 
 PAPER_SHAPE = (25, 25, 30, 1)  # HybridSN on Indian Pines: 25x25 window, 30 PCA components
 TINY_SHAPE = (9, 9, 13, 1)  # the smallest input HybridSN's kernels allow

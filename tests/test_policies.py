@@ -10,15 +10,15 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from rstransfer import dist as dist_mod
-from rstransfer.config import load_schema
+from rstransfer.core import dist as dist_mod
+from rstransfer.core.config import load_schema
 from rstransfer.models import count_params
-from rstransfer.models.hybridsn import build_hybridsn
+from rstransfer.studies.hsi.model import build_hybridsn
 from rstransfer.policies import apply_policy, get_policy, policies_for, policy_table, transfer_weights
 
 # the HybridSN part of the one policy table (the FCN policies are tested in test_fcn.py)
 POLICIES = {p.name: p for p in policies_for("hybridsn")}
-from rstransfer.train import build_finetune_model, compile_model
+from rstransfer.studies.hsi.train import build_finetune_model, compile_model
 
 PAPER_SHAPE = (25, 25, 30, 1)
 TINY_SHAPE = (9, 9, 13, 1)

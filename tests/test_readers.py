@@ -22,7 +22,7 @@ import scipy.io as sio
 from rstransfer.data import readers
 from rstransfer.data.matfile import column_major_cube, column_major_map, find_variable, load_mat
 from rstransfer.data.readers import READERS, download, get_reader, load_dataset, read_ground_truth
-from rstransfer.errors import ConfigError, DataFormatError, DatasetNotFoundError
+from rstransfer.core.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 FIXTURES = Path(__file__).resolve().parent / "data"
 MARKER = 1000  # make_fixtures.py: cube[1, 2, b] == MARKER + b in every fixture cube

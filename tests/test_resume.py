@@ -55,7 +55,7 @@ def history(run: Path) -> list[dict[str, str]]:
 
 
 def weights(run: Path) -> list[np.ndarray]:
-    from rstransfer.train import load_model
+    from rstransfer.studies.hsi.train import load_model
 
     return load_model(run / "model.keras").get_weights()
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT, VENV_BIN, cli_env, deep_update, run_cli_in, run_snakemake
-from rstransfer.data import vaihingen as vh
+from rstransfer.studies.segmentation import data as vh
 
 FIXTURES = REPO_ROOT / "tests" / "data" / "vaihingen"
 TILE = 15

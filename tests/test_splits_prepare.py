@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from rstransfer.config import load_config
+from rstransfer.core.config import load_config
 from rstransfer.data.patches import patch_dataset, reference_patches
 from rstransfer.data.prepare import apply_reduction, load_prepared, prepare_scene
 from rstransfer.data.readers import read_ground_truth
@@ -30,7 +30,7 @@ from rstransfer.data.splits import (
     paper_split,
 )
 from rstransfer.data.synthetic import synthetic_source, synthetic_target
-from rstransfer.errors import ConfigError, DataFormatError
+from rstransfer.core.errors import ConfigError, DataFormatError
 
 
 def settings(**kw: Any) -> SplitSettings:

@@ -19,9 +19,9 @@ import pytest
 import tifffile
 import yaml
 
-from rstransfer.config import validate
-from rstransfer.data import vaihingen as vh
-from rstransfer.errors import ConfigError, DataFormatError, DatasetNotFoundError
+from rstransfer.core.config import validate
+from rstransfer.studies.segmentation import data as vh
+from rstransfer.core.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "vaihingen"
 H, W = 68, 76

@@ -178,14 +178,14 @@ def test_train_json(results: Path, policy: str, table5_expected: dict[str, int])
 
 @pytest.fixture(scope="module")
 def pretrained(results: Path) -> Any:
-    from rstransfer.train import load_model
+    from rstransfer.studies.hsi.train import load_model
 
     return load_model(results / "pretrain" / "synthetic_source" / "hybridsn" / "seed0" / "model.keras")
 
 
 @pytest.mark.parametrize("policy", ["Network_2", "Network_6", "Network_7"])
 def test_frozen_layers_keep_the_pretrained_weights(results: Path, pretrained: Any, policy: str) -> None:
-    from rstransfer.train import load_model
+    from rstransfer.studies.hsi.train import load_model
 
     model = load_model(run_dir(results, "finetune", policy) / "model.keras")
     trainable = set(POLICIES[policy].trainable)
@@ -204,9 +204,9 @@ def test_frozen_layers_keep_the_pretrained_weights(results: Path, pretrained: An
 def test_scene_map_equals_per_pixel_predictions(results: Path) -> None:
     from rstransfer.data.patches import reference_patches
     from rstransfer.data.prepare import load_prepared
-    from rstransfer.evaluate import predict_pixels, predict_scene
-    from rstransfer.metrics import confusion_matrix
-    from rstransfer.train import load_model
+    from rstransfer.studies.hsi.evaluate import predict_pixels, predict_scene
+    from rstransfer.core.metrics import confusion_matrix
+    from rstransfer.studies.hsi.train import load_model
 
     prepared = load_prepared(results / "prepare" / "synthetic_target.h5")
     model = load_model(run_dir(results, "finetune", "Network_5") / "model.keras")

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RSTransferError
-from .io import write_json, write_text
-from .paths import Layout
+from rstransfer.core.errors import RSTransferError
+from rstransfer.core.io import write_json, write_text
+from rstransfer.core.paths import Layout
 
 FORMAT = 1
 ID_LENGTH = 16
@@ -67,11 +67,11 @@ class Task:
 
 
 def _hsi_runs(cfg: dict[str, Any], layout: Layout) -> list[str]:
-    return [layout.evaluate_dir(p, s) for p in cfg["hsi"]["policies"] for s in cfg["hsi"]["seeds"]]
+    return [layout.run_dir("hsi", "evaluate", f"{p}/seed{s}") for p in cfg["hsi"]["policies"] for s in cfg["hsi"]["seeds"]]
 
 
 def _hsi_inputs(cfg: dict[str, Any], layout: Layout) -> list[str]:
-    return [layout.report_dir(file="index.html")] + [f"{r}/metrics.json" for r in _hsi_runs(cfg, layout)]
+    return [layout.run_dir("hsi", "report"), *_hsi_runs(cfg, layout)]
 
 
 def _read_metrics(where: Path, keys: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -126,24 +126,24 @@ def _hsi_read(run: Path, cfg: dict[str, Any], layout: Layout) -> dict[str, Any]:
 
 def _seg_runs(cfg: dict[str, Any], layout: Layout) -> list[str]:
     """One folder per experiment, holding its evaluated test tiles (area<N>/)."""
-    return [str(Path(layout.seg_evaluate_dir(e, 0)).parent) for e in cfg["segmentation"]["experiments"]]
+    return [layout.run_dir("segmentation", "evaluate", e) for e in cfg["segmentation"]["experiments"]]
 
 
 def _seg_inputs(cfg: dict[str, Any], layout: Layout) -> list[str]:
     tiles = cfg["segmentation"]["tiles"]["test"]
-    runs = [layout.seg_evaluate_dir(e, n, file="metrics.json") for e in cfg["segmentation"]["experiments"] for n in tiles]
-    return [layout.seg_report_dir(file="segmentation.html"), *runs]
+    runs = [layout.run_dir("segmentation", "evaluate", f"{e}/area{n}") for e in cfg["segmentation"]["experiments"] for n in tiles]
+    return [layout.run_dir("segmentation", "report"), *runs]
 
 
 def _seg_read(run: Path, cfg: dict[str, Any], layout: Layout) -> dict[str, Any]:
     """An experiment's ``rstransfer evaluate-fcn`` tiles (every test tile of the config), scored
     together: the tiles' confusion matrices are summed, OA/AA/Kappa recomputed from the sum."""
-    from .metrics import scores
+    from rstransfer.core.metrics import scores
 
     experiment, tiles = run.name, sorted(cfg["segmentation"]["tiles"]["test"])
     total, cost, model, last, settings = None, None, None, "", {}
     for n in tiles:
-        where = run / Path(layout.seg_evaluate_dir(experiment, n)).name / "metrics.json"
+        where = run / f"area{n}" / "metrics.json"
         m, t = _read_metrics(where, ("experiment", "tile", "tile_split"))
         _need(t, "model", where, prefix="train.")
         if (m["experiment"], m["tile"], m["tile_split"]) != (experiment, n, "test"):
@@ -231,7 +231,7 @@ def final_outputs(cfg: dict[str, Any], layout: Layout) -> list[str]:
 # ---------------------------------------------------------------------------- validation
 def team_pattern() -> str:
     """The schema's pattern for ``team`` (one source of truth)."""
-    from .config import load_schema
+    from rstransfer.core.config import load_schema
 
     return str(load_schema()["properties"]["team"]["pattern"])
 
@@ -290,7 +290,7 @@ def content_id(record: dict[str, Any]) -> str:
 
 def check_scores(values: Any, cm: Any, where: Any, prefix: str = "scores.") -> None:
     """OA/AA/Kappa present and in range, and equal to those recomputed from the confusion matrix."""
-    from .metrics import scores
+    from rstransfer.core.metrics import scores
 
     if not isinstance(values, dict):
         raise SubmissionError(f"{where}: scores: expected an object")

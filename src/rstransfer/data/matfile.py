@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataFormatError, DatasetNotFoundError
+from rstransfer.core.errors import DataFormatError, DatasetNotFoundError
 
 __all__ = [
     "column_major_cube",

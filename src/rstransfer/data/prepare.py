@@ -14,8 +14,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import ConfigError, DataFormatError
-from ..io import atomic_path
+from rstransfer.core.errors import ConfigError, DataFormatError
+from rstransfer.core.io import atomic_path
 from .scene import Scene
 from .splits import SPLIT_NAMES, TEST, TRAIN, VAL, SplitSettings, leakage, make_split
 
@@ -43,7 +43,7 @@ class Prepared:
 
 
 def split_settings(cfg: dict[str, Any], dataset: str | None = None) -> SplitSettings:
-    prep = cfg["prepare"]
+    prep = cfg["hsi"]["prepare"]
     sp = {**prep["split"], **cfg["datasets"].get(dataset, {}).get("split", {})}
     return SplitSettings(
         protocol=sp["protocol"],
@@ -97,7 +97,7 @@ def prepare_scene(scene: Scene, cfg: dict[str, Any], out: Path, origin: str) -> 
     leak = leakage(split, settings.window)
     if settings.protocol == "disjoint" and leak["test_pixels_with_train_in_window"] != 0:
         raise AssertionError(f"{origin}: disjoint split leaks: {leak}")  # a bug, not bad input
-    params = fit_reduction(scene.cube, split == TRAIN, cfg["prepare"]["pca_components"], origin)
+    params = fit_reduction(scene.cube, split == TRAIN, cfg["hsi"]["prepare"]["pca_components"], origin)
     reduced = apply_reduction(scene.cube, params)
 
     counts = {

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataFormatError, DatasetNotFoundError
+from rstransfer.core.errors import ConfigError, DataFormatError, DatasetNotFoundError
 from .matfile import column_major_cube, column_major_map, find_variable, load_mat, scalar_int, strings
 from .scene import Scene, check_scene
 
@@ -638,7 +638,7 @@ def download(entry: Mapping[str, Any], dest_dir: Path, *, key: str = "<key>", ti
     import urllib.parse
     import urllib.request
 
-    from ..io import atomic_path
+    from rstransfer.core.io import atomic_path
 
     url, expected = entry.get("url"), str(entry.get("sha256") or "").lower()
     if not url:

@@ -44,7 +44,7 @@ def check_scene(scene: Scene, origin: str) -> Scene:
         DataFormatError: cube/GT shape mismatch, NaN/Inf in bands, or a label outside the
             class list.
     """
-    from ..errors import DataFormatError
+    from rstransfer.core.errors import DataFormatError
 
     cube, labels = scene.cube, scene.labels
     if cube.ndim != 3:

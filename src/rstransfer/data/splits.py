@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import maximum_filter, uniform_filter
 
-from ..errors import DataFormatError
+from rstransfer.core.errors import DataFormatError
 
 UNUSED, TRAIN, VAL, TEST = 0, 1, 2, 3
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}

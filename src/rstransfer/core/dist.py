@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RSTransferError
+from rstransfer.core.errors import RSTransferError
 
 
 class DistributionError(RSTransferError, RuntimeError):
@@ -61,7 +61,7 @@ KERAS3_MESSAGE = (
 
 def _require_keras2() -> Any:
     """The Keras in use (tf_keras); DistributionError (a RuntimeError) when it is Keras 3."""
-    from . import _keras
+    from rstransfer.core import keras as _keras
 
     if _keras.IS_KERAS3:
         raise DistributionError(KERAS3_MESSAGE)

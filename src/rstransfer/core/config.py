@@ -15,13 +15,27 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from rstransfer.core.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 
 
+DATASET_SCHEMA_PATH = Path(__file__).parents[1] / "data" / "dataset.schema.yaml"
+
+
 def load_schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The whole config schema: the core sections plus one section per registered study
+    (``studies/<name>/schema.yaml``) and the dataset-entry schema of ``rstransfer.data``."""
+    from rstransfer.studies import load_all
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    if DATASET_SCHEMA_PATH.is_file():
+        schema["properties"]["datasets"]["additionalProperties"] = yaml.safe_load(DATASET_SCHEMA_PATH.read_text())
+    for name, study in load_all().items():
+        if name in schema["properties"]:
+            raise ValueError(f"study {name!r} clashes with the core config key of that name")
+        schema["properties"][name] = {"default": {}, **study.schema}
+    return schema
 
 
 def deep_update(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -85,21 +99,30 @@ def format_error(err: Any) -> str:
 
 
 def check_references(config: dict[str, Any], origin: str = "config") -> None:
-    """Cross-key checks a JSON schema cannot express."""
-    datasets = config.get("datasets", {})
-    hsi = config["hsi"]
-    for key in ("source", "target"):
-        if hsi[key] not in datasets:
-            raise ConfigError(
-                f"{origin}: hsi.{key}: unknown dataset {hsi[key]!r} (declared under datasets: {sorted(datasets)})"
-            )
-    if config["prepare"]["window"] % 2 == 0:
-        raise ConfigError(f"{origin}: prepare.window: must be odd, got {config['prepare']['window']}")
-    if config["prepare"]["pca_components"] < 13:
+    """Cross-key checks a JSON schema cannot express: the core's, then each enabled study's."""
+    from rstransfer.studies import enabled_studies
+
+    gpu = config["slurm"]["gpu"]
+    per_node = gres_gpus(gpu["gres"])
+    if config["distribution"]["mode"] == "horovod" and per_node is not None and per_node < gpu["gpus_per_node"]:
         raise ConfigError(
-            f"{origin}: prepare.pca_components: HybridSN's 3-D kernels need >= 13 components, "
-            f"got {config['prepare']['pca_components']}"
+            f"{origin}: slurm.gpu.gres: {gpu['gres']!r} gives {per_node} GPU(s) per node but "
+            f"slurm.gpu.gpus_per_node is {gpu['gpus_per_node']} (ranks would share a GPU)"
         )
+    for study in enabled_studies(config):
+        try:
+            study.check(config)
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
+
+
+def gres_gpus(gres: str) -> int | None:
+    """GPUs per node in a gres string ("gpu:4", "gpu:a100:4" -> 4; "gpu" -> 1; other -> None)."""
+    for part in gres.split(","):
+        fields = part.strip().split(":")
+        if fields[0] == "gpu":
+            return int(fields[-1]) if len(fields) > 1 and fields[-1].isdigit() else 1
+    return None
 
 
 def load_config(paths: Iterable[str | Path], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -129,7 +152,7 @@ def config_digest(section: Any) -> str:
 def write_effective_config(config: dict[str, Any], path: str | Path) -> Path:
     """Write the merged, validated config for the CLI; rewrite only when it changed, so
     re-parsing the Snakefile (e.g. inside every SLURM job) touches nothing."""
-    from .io import write_text
+    from rstransfer.core.io import write_text
 
     path = Path(path)
     text = yaml.safe_dump(config, sort_keys=True)

@@ -10,7 +10,7 @@ The config's ``distribution.mode`` and ``slurm.gpu`` (``rstransfer.slurm.ranks``
   of N tasks (``--ntasks-per-node`` = ``gpus_per_node``), each task a Horovod rank over **gloo**
   (no MPI needed). This process starts horovod's rendezvous server with the host/slot plan, then
   every task maps ``SLURM_PROCID/LOCALID/NODEID`` to ``HOROVOD_RANK/LOCAL_RANK/CROSS_RANK``
-  (``python -m rstransfer.launch --rank-from-slurm -- ...``) before horovod is imported.
+  (``python -m rstransfer.cli --rank-from-slurm -- ...``) before horovod is imported.
 * mode ``horovod``, N > 1, outside SLURM: ``horovodrun -np N -H localhost:N --gloo rstransfer ...``.
 
 ``--dry-run`` prints the command instead. The exit status is the child's.
@@ -18,7 +18,6 @@ The config's ``distribution.mode`` and ``slurm.gpu`` (``rstransfer.slurm.ranks``
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shlex
@@ -26,15 +25,16 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import RSTransferError
+from rstransfer.core.errors import RSTransferError
 
 #: subcommands that train, and so run once per rank; everything else runs in one process
-DISTRIBUTED_COMMANDS = frozenset({"pretrain", "finetune", "train-fcn"})
+RANK_FLAG = "--rank-from-slurm"  # hidden first argument of the CLI: one srun task = one rank
+DISTRIBUTED_COMMANDS = frozenset({"pretrain", "finetune"})
 
 #: gloo rendezvous timeout (horovod's default, 30 s, is short for N ranks importing TF from a
 #: shared file system); an existing HOROVOD_GLOO_TIMEOUT_SECONDS wins
@@ -192,7 +192,7 @@ def slurm_hosts(environ: Mapping[str, str], nodes: int, per_node: int) -> list[t
 
 def build_plan(config: dict[str, Any], args: list[str], environ: Mapping[str, str] | None = None) -> Plan:
     """Decide how to run ``args`` (an rstransfer subcommand line) under ``config``."""
-    from .slurm import ranks
+    from rstransfer.core.slurm import ranks
 
     environ = os.environ if environ is None else environ
     n = ranks(config)
@@ -240,7 +240,7 @@ def build_plan(config: dict[str, Any], args: list[str], environ: Mapping[str, st
         # we already run inside a job step (e.g. Snakemake's `srun -n1` wrapper): let the rank
         # step share that step's resources instead of waiting for them forever
         argv.append("--overlap")
-    argv += [sys.executable, "-m", "rstransfer.launch", "--rank-from-slurm", "--", *args]
+    argv += [sys.executable, "-m", "rstransfer.cli", RANK_FLAG, "--", *args]
     # the task layout is explicit above; an inherited --ntasks-per-gpu (snakemake's slurm plugin
     # submits with it) would clash with --ntasks-per-node / --gpus-per-task in srun
     unset = tuple(k for k in ("SLURM_NTASKS_PER_GPU",) if k in environ)
@@ -251,9 +251,7 @@ def build_plan(config: dict[str, Any], args: list[str], environ: Mapping[str, st
 # running it
 
 
-def _run_inprocess(args: list[str]) -> int:
-    from .cli import main
-
+def _run_inprocess(args: list[str], main: Callable[[list[str]], int]) -> int:
     try:
         return main(args)
     except SystemExit as exc:  # argparse usage errors: keep launch's "return the code" contract
@@ -261,7 +259,7 @@ def _run_inprocess(args: list[str]) -> int:
 
 
 def _run_srun(plan: Plan) -> int:
-    from .dist import start_rendezvous
+    from rstransfer.core.dist import start_rendezvous
 
     if shutil.which(plan.argv[0]) is None:
         raise LaunchError(f"inside a SLURM job but {plan.argv[0]!r} is not on PATH")
@@ -279,9 +277,14 @@ def _run_child(plan: Plan) -> int:
     return subprocess.run(plan.argv, env=plan.child_env(os.environ)).returncode
 
 
-def launch(config_paths: Sequence[str | Path], command_args: Sequence[str], dry_run: bool = False) -> int:
-    """Run an rstransfer subcommand as the config's distribution says; return its exit status."""
-    from .config import load_config
+def launch(
+    config_paths: Sequence[str | Path], command_args: Sequence[str], main: Callable[[list[str]], int], dry_run: bool = False
+) -> int:
+    """Run an rstransfer subcommand as the config's distribution says; return its exit status.
+
+    ``main`` is the CLI entry point for the in-process case (one rank): passed in, so this
+    module never imports the CLI."""
+    from rstransfer.core.config import load_config
 
     args = strip_dashes(command_args)
     plan = build_plan(load_config(config_paths), args)
@@ -294,7 +297,7 @@ def launch(config_paths: Sequence[str | Path], command_args: Sequence[str], dry_
         print(plan.command_line())
         return 0
     if plan.kind == "inprocess":
-        return _run_inprocess(args)
+        return _run_inprocess(args, main)
     if plan.kind == "srun":
         return _run_srun(plan)
     return _run_child(plan)
@@ -328,19 +331,9 @@ def rank_env_from_slurm(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _rank_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rstransfer.launch", description="one srun task = one Horovod rank")
-    parser.add_argument("--rank-from-slurm", action="store_true", required=True)
-    parser.add_argument("command_args", nargs=argparse.REMAINDER)
-    ns = parser.parse_args(argv)
-    try:
-        args = strip_dashes(ns.command_args)
-        os.environ.update(rank_env_from_slurm(os.environ))  # before anything imports horovod
-    except LaunchError as exc:
-        print(f"rstransfer: error: {exc}", file=sys.stderr)
-        return 2
-    return _run_inprocess(args)
-
-
-if __name__ == "__main__":
-    sys.exit(_rank_main(sys.argv[1:]))
+def rank_args(argv: Sequence[str]) -> list[str]:
+    """The srun task side: set this rank's ``HOROVOD_*`` from SLURM's task ids (before horovod
+    is imported) and return the subcommand line to run."""
+    args = strip_dashes(argv)
+    os.environ.update(rank_env_from_slurm(os.environ))
+    return args

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._keras import keras
-from ..errors import DataFormatError, DatasetNotFoundError
+from rstransfer.core.errors import DataFormatError, DatasetNotFoundError
+from rstransfer.core.keras import keras
 
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 STAGES = {3: "conv3_block4_out", 4: "conv4_block6_out", 5: "conv5_block3_out"}

@@ -6,32 +6,23 @@ Everything is written as CSV + Markdown, and once more into one self-contained
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .io import atomic_path, write_text
-
-
-def mean_std(values: pd.Series, scale: float = 1.0, digits: int = 2) -> str:
-    v = values.dropna().astype(float) * scale
-    if len(v) == 0:
-        return "n/a"
-    if len(v) == 1:
-        return f"{v.iloc[0]:.{digits}f}"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+from rstransfer.core.io import atomic_path, write_text
+from rstransfer.core.report import img, mean_std, page, pyplot, read_json, save_figure, table, write_tables
+from rstransfer.core.study import StepContext
 
 
 def load_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
     runs = []
     for d in run_dirs:
-        m = json.loads((d / "metrics.json").read_text())
-        m["_dir"] = d
+        m = read_json(Path(d) / "metrics.json", "rstransfer evaluate --study hsi")
+        m["_dir"] = Path(d)
         runs.append(m)
     return runs
 
@@ -120,10 +111,7 @@ def plot_cost_accuracy(df: pd.DataFrame, policies: list[str], path: Path) -> str
 
     Local runs have no GPU-hours; the x axis is then training seconds, and says so.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     use_gpu = bool((df["gpu_hours"] > 0).any())
     xcol, xlabel = ("gpu_hours", "GPU-hours") if use_gpu else ("train_seconds", "training time (s, local run: no GPU-hours)")
@@ -141,21 +129,12 @@ def plot_cost_accuracy(df: pd.DataFrame, policies: list[str], path: Path) -> str
     ax.set_ylabel("OA (%) on test pixels")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _fig_to_png(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
     return xlabel
 
 
-def _fig_to_png(fig: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-
-
 def plot_curves(runs: list[dict[str, Any]], policies: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(policies)
     cols = min(4, n)
@@ -174,15 +153,11 @@ def plot_curves(runs: list[dict[str, Any]], policies: list[str], path: Path) -> 
     for ax in axes.ravel()[n:]:
         ax.set_axis_off()
     fig.tight_layout()
-    _fig_to_png(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def plot_confusions(runs: list[dict[str, Any]], policies: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     first = {p: next(r for r in runs if r["policy"] == p) for p in policies}
     n = len(policies)
@@ -205,26 +180,19 @@ def plot_confusions(runs: list[dict[str, Any]], policies: list[str], path: Path)
     for ax in axes.ravel()[n:]:
         ax.set_axis_off()
     fig.tight_layout()
-    _fig_to_png(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+MAPS_CSS = "<style>.maps img{width:32%;margin:2px}</style>"
 
 
-def _html_table(df: pd.DataFrame, table_id: str) -> str:
-    return df.to_html(index=False, escape=True, table_id=table_id, border=0, classes="t")
-
-
-CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table.t{border-collapse:collapse;margin:.5em 0 1.5em}table.t td,table.t th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}
-table.t td:first-child,table.t th:first-child{text-align:left}img{max-width:100%}.maps img{width:32%;margin:2px}
-.note{color:#555;font-size:.9em}"""
+def report_step(ctx: StepContext) -> dict[str, Any]:
+    index = build_report(ctx.cfg, [Path(p) for p in ctx.inputs["runs"]], ctx.out, Path(ctx.inputs["pretrain"]))
+    return {"line": f"report: {ctx.final / index.name}"}
 
 
 def build_report(cfg: dict[str, Any], run_dirs: list[Path], out: Path, pretrain_dir: Path | None = None) -> Path:
+    pre = read_json(pretrain_dir / "train.json", "rstransfer pretrain --study hsi") if pretrain_dir else None
     runs = load_runs(run_dirs)
     policy_order = cfg["hsi"]["policies"]
     df = runs_frame(runs, policy_order)
@@ -236,10 +204,7 @@ def build_report(cfg: dict[str, Any], run_dirs: list[Path], out: Path, pretrain_
         "timing": timing_table(df),
         "runs": df,
     }
-    for name, t in tables.items():
-        with atomic_path(out / f"{name}.csv") as tmp:
-            t.to_csv(tmp, index=False)
-        write_text(out / f"{name}.md", t.to_markdown(index=False) + "\n")
+    write_tables(out, tables)
     with atomic_path(out / "summary.tsv") as tmp:
         df.to_csv(tmp, sep="\t", index=False)
     plot_curves(runs, policies, out / "learning_curves.png")
@@ -248,11 +213,9 @@ def build_report(cfg: dict[str, Any], run_dirs: list[Path], out: Path, pretrain_
 
     first = runs[0]
     leak = first["leakage"]
-    pre = json.loads((pretrain_dir / "train.json").read_text()) if pretrain_dir else None
-    maps = "".join(_img(next(r for r in runs if r["policy"] == p)["_dir"] / "map.png", f"map {p}") for p in policies)
+    maps = "".join(img(next(r for r in runs if r["policy"] == p)["_dir"] / "map.png", f"map {p}") for p in policies)
     parts = [
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>rstransfer report</title>",
-        f"<style>{CSS}</style></head><body>",
+        MAPS_CSS,
         f"<h1>rstransfer: {html.escape(cfg['hsi']['source'])} → {html.escape(cfg['hsi']['target'])} "
         f"({html.escape(cfg['hsi']['model'])})</h1>",
         f"<p class=note>Team <b>{html.escape(cfg['team'])}</b>. Split protocol <b>{html.escape(first['split'])}</b>; "
@@ -267,16 +230,15 @@ def build_report(cfg: dict[str, Any], run_dirs: list[Path], out: Path, pretrain_
             f"{pre['train_seconds']:.1f} s, best epoch {pre['best_epoch']}.</p>"
         )
     parts += [
-        "<h2>Accuracy (Table 4 layout)</h2>", _html_table(tables["table4_accuracy"], "table4"),
-        "<h2>Trainable parameters (Table 5)</h2>", _html_table(tables["table5_parameters"], "table5"),
-        "<h2>Training time</h2>", _html_table(tables["timing"], "timing"),
-        "<h2>Accuracy vs cost</h2>", _img(out / "cost_accuracy.png", "accuracy vs GPU-hours"),
-        "<h2>Learning curves</h2>", _img(out / "learning_curves.png", "learning curves"),
+        "<h2>Accuracy (Table 4 layout)</h2>", table(tables["table4_accuracy"], "table4"),
+        "<h2>Trainable parameters (Table 5)</h2>", table(tables["table5_parameters"], "table5"),
+        "<h2>Training time</h2>", table(tables["timing"], "timing"),
+        "<h2>Accuracy vs cost</h2>", img(out / "cost_accuracy.png", "accuracy vs GPU-hours"),
+        "<h2>Learning curves</h2>", img(out / "learning_curves.png", "learning curves"),
         "<h2>Classification maps</h2>", f"<div class=maps>{maps}</div>",
-        "<h2>Confusion matrices (test pixels)</h2>", _img(out / "confusion_matrices.png", "confusion matrices"),
-        "<h2>All runs</h2>", _html_table(df, "runs"),
-        "</body></html>",
+        "<h2>Confusion matrices (test pixels)</h2>", img(out / "confusion_matrices.png", "confusion matrices"),
+        "<h2>All runs</h2>", table(df, "runs"),
     ]
     index = out / "index.html"
-    write_text(index, "\n".join(parts))
+    write_text(index, page("rstransfer HSI report", parts))
     return index

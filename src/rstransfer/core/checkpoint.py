@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import RSTransferError
-from .io import write_json, write_text
+from rstransfer.core.errors import RSTransferError
+from rstransfer.core.io import write_json, write_text
 
 EXIT_RESUMABLE = 75  # EX_TEMPFAIL: "try again"; the checkpoint makes the retry cheap
 
@@ -44,11 +44,15 @@ def make_callbacks(
     ckpt: Path,
     fingerprint: str,
     dist: Any,
+    stateful: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """Build the stop-on-signal, reseed, recorder and checkpoint callbacks (in that order)."""
+    """Build the stop-on-signal, reseed, recorder and checkpoint callbacks (in that order).
+
+    ``stateful``: further callbacks (e.g. ReduceLROnPlateau) whose plain attributes (counters,
+    best value) the checkpoint carries, so a resumed run continues them exactly."""
     import tensorflow as tf
 
-    from ._keras import keras
+    from rstransfer.core.keras import keras
 
     class StopOnSignal(keras.callbacks.Callback):
         """SIGUSR1/SIGTERM -> stop after the current batch (all ranks agree)."""
@@ -119,12 +123,18 @@ def make_callbacks(
                 self.model.stop_training = True
 
         def state(self) -> dict[str, Any]:
-            return {"rows": self.rows, "best": self.best, "best_epoch": self.best_epoch}
+            return {
+                "rows": self.rows, "best": self.best, "best_epoch": self.best_epoch,
+                "callbacks": [callback_state(cb) for cb in stateful or []],
+            }
 
         def load_state(self, state: dict[str, Any], best_weights: list[np.ndarray] | None) -> None:
             self.rows = state["rows"]
             self.best = state["best"]
             self.best_epoch = state["best_epoch"]
+            for cb, saved in zip(stateful or [], state.get("callbacks", []), strict=False):
+                for key, value in saved.items():
+                    setattr(cb, key, value)
             self.best_weights = best_weights
             self.resumed_from = len(self.rows)
 
@@ -139,6 +149,17 @@ def make_callbacks(
             dist.barrier()
 
     return {"stopper": stopper, "reseed": EpochReseed(), "recorder": recorder, "checkpointer": Checkpointer()}
+
+
+def callback_state(cb: Any) -> dict[str, Any]:
+    """A callback's plain attributes (numbers, strings, flags): its counters and best value."""
+    out = {}
+    for key, value in vars(cb).items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, bool | int | float | str) and not key.startswith("_"):
+            out[key] = value
+    return out
 
 
 def resumable_fit(

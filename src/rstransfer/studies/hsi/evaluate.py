@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .data.prepare import Prepared, load_prepared
-from .data.splits import TEST
-from .io import atomic_path, write_json, write_text
-from .metrics import confusion_matrix, scores
-from .train import load_model, setup_runtime
+from rstransfer.data.prepare import Prepared, load_prepared
+from rstransfer.data.splits import TEST
+from rstransfer.core.io import write_json, write_text
+from rstransfer.core.metrics import confusion_csv, confusion_matrix, scores
+from rstransfer.core.fit import load_model, setup_runtime
+from rstransfer.core.report import read_json, save_figure
+from rstransfer.core.study import StepContext
+
+from .train import MODEL_FILE, PREPARED_FILE
 
 
 def predict_pixels(model: Any, prepared: Prepared, rows: np.ndarray, cols: np.ndarray, batch_size: int) -> np.ndarray:
-    from .data.patches import patch_dataset
+    from rstransfer.data.patches import patch_dataset
 
     ds = patch_dataset(prepared.cube, rows, cols, None, prepared.window, batch_size)
     probs = model.predict(ds, verbose=0)
@@ -64,19 +67,18 @@ def save_map_png(path: Path, predicted: np.ndarray, labels: np.ndarray, class_na
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
-def evaluate(
-    cfg: dict[str, Any], prepared_path: Path, run_dir: Path, out_dir: Path, threads: int | None = None
-) -> dict[str, Any]:
-    setup_runtime(0, cfg["train"]["deterministic"], threads)
-    prepared = load_prepared(prepared_path)
-    model = load_model(run_dir / "model.keras")
-    train_info = json.loads((run_dir / "train.json").read_text())
-    batch = cfg["evaluate"]["batch_size"]
+def evaluate_step(ctx: StepContext) -> dict[str, Any]:
+    """Test-pixel metrics, confusion matrix and scene map of one fine-tuned run."""
+    run_dir = Path(ctx.inputs["run"])
+    train_info = read_json(run_dir / "train.json", "rstransfer finetune --study hsi")
+    setup_runtime(0, ctx.cfg["deterministic"], ctx.threads)
+    prepared = load_prepared(Path(ctx.inputs["data"]) / PREPARED_FILE)
+    model = load_model(run_dir / MODEL_FILE)
+    batch = ctx.section["evaluate"]["batch_size"]
+    out_dir = ctx.out
 
     rows, cols, y_true = prepared.pixels(TEST)
     y_pred = predict_pixels(model, prepared, rows, cols, batch)
@@ -104,12 +106,8 @@ def evaluate(
         "train": train_info,
         "history": history,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = list(prepared.class_names)
-    write_text(
-        out_dir / "confusion.csv",
-        "true\\pred," + ",".join(names) + "\n" + "".join(f"{n}," + ",".join(map(str, r)) + "\n" for n, r in zip(names, cm.tolist(), strict=True)),
-    )
+    write_text(out_dir / "confusion.csv", confusion_csv(names, cm))
     write_text(
         out_dir / "per_class.csv",
         "class,accuracy,support\n"
@@ -122,5 +120,6 @@ def evaluate(
         out_dir / "map.png", scene_pred, prepared.labels, prepared.class_names,
         f"{prepared.dataset} | {train_info['policy']} seed {train_info['seed']} | OA {result['OA']:.3f}",
     )
-    write_json(out_dir / "metrics.json", metrics)  # last: its presence means the step finished
-    return metrics
+    write_json(out_dir / "metrics.json", metrics)
+    line = f"evaluated {metrics['policy']} seed {metrics['seed']}: OA {result['OA']:.4f} AA {result['AA']:.4f} Kappa {result['Kappa']:.4f}"
+    return {**result, "line": line}

@@ -31,3 +31,18 @@ def scores(cm: np.ndarray) -> dict[str, Any]:
         "per_class_accuracy": [None if np.isnan(v) else float(v) for v in per_class],
         "support": support.astype(int).tolist(),
     }
+
+
+def f1_per_class(cm: np.ndarray) -> list[float | None]:
+    """F1 per class (None where the class is neither present nor predicted)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    support, predicted, diag = cm.sum(axis=1), cm.sum(axis=0), np.diag(cm)
+    return [None if (s + p) == 0 else float(2 * d / (s + p)) for d, s, p in zip(diag, support, predicted, strict=True)]
+
+
+def confusion_csv(names: list[str], cm: np.ndarray) -> str:
+    """The confusion matrix as CSV (rows = true class, columns = predicted), class names as labels."""
+    rows = np.asarray(cm).astype(int).tolist()
+    return "true\\pred," + ",".join(names) + "\n" + "".join(
+        f"{n}," + ",".join(map(str, r)) + "\n" for n, r in zip(names, rows, strict=True)
+    )

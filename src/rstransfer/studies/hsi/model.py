@@ -7,7 +7,7 @@ Dense C softmax. 5,122,176 parameters for a 25x25x30x1 input and 16 classes.
 
 from __future__ import annotations
 
-from .._keras import keras
+from rstransfer.core.keras import keras
 
 
 def build_hybridsn(
