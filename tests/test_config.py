@@ -21,13 +21,15 @@ MINIMAL = {"datasets": {"synthetic_source": {"reader": "synthetic_source"}, "syn
 
 # bad config override -> words the one-line error must contain
 BAD = {
-    "typo": ({"prepare": {"pca_componets": 30}}, ["prepare", "pca_componets"]),
+    "typo": ({"hsi": {"prepare": {"pca_componets": 30}}}, ["hsi.prepare", "pca_componets"]),
     "policy": ({"hsi": {"policies": ["Original", "Network_9"]}}, ["hsi.policies", "Network_9"]),
     "dataset": ({"hsi": {"target": "nope"}}, ["hsi.target", "nope"]),
-    "even_window": ({"prepare": {"window": 10}}, ["prepare.window", "odd"]),
-    "few_components": ({"prepare": {"pca_components": 12}}, ["prepare.pca_components", "13"]),
-    "bad_optimizer": ({"train": {"finetune": {"optimizer": "lbfgs"}}}, ["train.finetune.optimizer", "lbfgs"]),
-    "wrong_type": ({"train": {"pretrain": {"epochs": "ten"}}}, ["train.pretrain.epochs", "ten"]),
+    "even_window": ({"hsi": {"prepare": {"window": 10}}}, ["hsi.prepare.window", "odd"]),
+    "few_components": ({"hsi": {"prepare": {"pca_components": 12}}}, ["hsi.prepare.pca_components", "13"]),
+    "bad_optimizer": ({"hsi": {"train": {"finetune": {"optimizer": "lbfgs"}}}}, ["hsi.train.finetune.optimizer", "lbfgs"]),
+    "wrong_type": ({"hsi": {"train": {"pretrain": {"epochs": "ten"}}}}, ["hsi.train.pretrain.epochs", "ten"]),
+    "gres": ({"distribution": {"mode": "horovod"}, "slurm": {"gpu": {"gres": "gpu:1", "gpus_per_node": 4}}},
+             ["slurm.gpu.gres", "gpus_per_node", "4"]),
 }
 
 
@@ -35,15 +37,15 @@ def test_shipped_config_validates(repo_root: Path) -> None:
     cfg = load_config([repo_root / "config.yaml"])
     assert cfg["hsi"]["source"] in cfg["datasets"] and cfg["hsi"]["target"] in cfg["datasets"]
     assert cfg["hsi"]["policies"] == ["Original"] + [f"Network_{i}" for i in range(1, 8)]
-    assert cfg["prepare"]["window"] % 2 == 1
-    assert cfg["prepare"]["split"]["protocol"] == "disjoint"
+    assert cfg["hsi"]["prepare"]["window"] % 2 == 1
+    assert cfg["hsi"]["prepare"]["split"]["protocol"] == "disjoint"
 
 
 def test_tiny_test_config_validates(tiny_config: Path) -> None:
     cfg = load_config([tiny_config])
     assert cfg["results"] == str(tiny_config.parent / "results")
-    assert (cfg["prepare"]["window"], cfg["prepare"]["pca_components"]) == (9, 13)
-    assert cfg["train"]["finetune"]["epochs"] == 1 and cfg["hsi"]["seeds"] == [0]
+    assert (cfg["hsi"]["prepare"]["window"], cfg["hsi"]["prepare"]["pca_components"]) == (9, 13)
+    assert cfg["hsi"]["train"]["finetune"]["epochs"] == 1 and cfg["hsi"]["seeds"] == [0]
 
 
 def test_defaults_are_filled_in() -> None:
@@ -52,8 +54,8 @@ def test_defaults_are_filled_in() -> None:
     assert cfg["hsi"]["model"] == "hybridsn"
     assert cfg["hsi"]["seeds"] == [0, 1, 2]
     assert cfg["hsi"]["policies"] == ["Original"] + [f"Network_{i}" for i in range(1, 8)]
-    assert cfg["prepare"]["pca_components"] == 30 and cfg["prepare"]["window"] == 25
-    assert cfg["prepare"]["split"] == {
+    assert cfg["hsi"]["prepare"]["pca_components"] == 30 and cfg["hsi"]["prepare"]["window"] == 25
+    assert cfg["hsi"]["prepare"]["split"] == {
         "protocol": "disjoint",
         "train": 0.3,
         "val": 0.1,
@@ -63,19 +65,19 @@ def test_defaults_are_filled_in() -> None:
         "min_pixels_per_class": 5,
     }
     for step in ("pretrain", "finetune"):  # nested defaults of an omitted section ($ref'd fit)
-        fit = cfg["train"][step]
+        fit = cfg["hsi"]["train"][step]
         assert fit["epochs"] == 100 and fit["optimizer"] == "adam"
         assert fit["learning_rate"] == 0.001 and fit["monitor"] == "val_loss" and fit["patience"] == 10
         assert isinstance(fit["batch_size"], int) and fit["batch_size"] > 0
-    assert cfg["evaluate"]["batch_size"] == 512
-    assert cfg["datasets"]["synthetic_source"] == {"reader": "synthetic_source", "path": "", "options": {}}
+    assert cfg["hsi"]["evaluate"]["batch_size"] == 512
+    assert cfg["datasets"]["synthetic_source"]["reader"] == "synthetic_source"  # entry defaults: tests/test_scene_formats.py
 
 
 def test_partial_section_keeps_given_values_and_fills_the_rest() -> None:
-    cfg = validate({**MINIMAL, "train": {"finetune": {"epochs": 3}}})
-    assert cfg["train"]["finetune"]["epochs"] == 3
-    assert cfg["train"]["finetune"]["optimizer"] == "adam"
-    assert cfg["train"]["pretrain"]["epochs"] == 100
+    cfg = validate({**MINIMAL, "hsi": {"train": {"finetune": {"epochs": 3}}}})
+    assert cfg["hsi"]["train"]["finetune"]["epochs"] == 3
+    assert cfg["hsi"]["train"]["finetune"]["optimizer"] == "adam"
+    assert cfg["hsi"]["train"]["pretrain"]["epochs"] == 100
 
 
 def test_validate_does_not_modify_its_input() -> None:
@@ -124,17 +126,17 @@ def test_bad_config_raises_naming_the_key(case: str, write_config: Callable[...,
 
 
 def test_typo_message_lists_the_allowed_keys(write_config: Callable[..., Path]) -> None:
-    path = write_config({"prepare": {"pca_componets": 30}})
-    with pytest.raises(ConfigError, match=r"prepare: unknown key 'pca_componets' \(allowed: pca_components, split, window\)"):
+    path = write_config({"hsi": {"prepare": {"pca_componets": 30}}})
+    with pytest.raises(ConfigError, match=r"hsi.prepare: unknown key 'pca_componets' \(allowed: pca_components, split, window\)"):
         load_config([path])
 
 
 def test_later_files_override_earlier_ones(write_config: Callable[..., Path], tmp_path: Path) -> None:
     base = write_config()
     extra = tmp_path / "extra.yaml"
-    extra.write_text(yaml.safe_dump({"prepare": {"window": 11}, "hsi": {"seeds": [4, 5]}}))
+    extra.write_text(yaml.safe_dump({"hsi": {"prepare": {"window": 11}, "seeds": [4, 5]}}))
     cfg = load_config([base, extra])
-    assert cfg["prepare"]["window"] == 11 and cfg["prepare"]["pca_components"] == 13
+    assert cfg["hsi"]["prepare"]["window"] == 11 and cfg["hsi"]["prepare"]["pca_components"] == 13
     assert cfg["hsi"]["seeds"] == [4, 5]
 
 
@@ -175,7 +177,7 @@ def test_cli_config_prints_the_merged_config(tiny_config: Path, run_cli: Callabl
     assert rc == 0, err
     printed = yaml.safe_load(out)
     assert printed == load_config([tiny_config])
-    assert printed["train"]["finetune"]["optimizer"] == "adam"  # defaults included
+    assert printed["hsi"]["train"]["finetune"]["optimizer"] == "adam"  # defaults included
 
 
 # ------------------------------------------------------------------------------------------
@@ -202,14 +204,14 @@ def test_snakemake_rejects_a_bad_config_before_any_job(
 ) -> None:
     override, _ = BAD[case]
     # snakemake's own validator reports schema paths as instance['hsi']['policies'][1]
-    words = {"typo": ["prepare", "pca_componets"], "policy": ["policies", "Network_9"], "dataset": ["hsi.target", "nope"]}
+    words = {"typo": ["hsi.prepare", "pca_componets"], "policy": ["policies", "Network_9"], "dataset": ["hsi.target", "nope"]}
     bad = write_config(override, name="bad.yaml")
     results = tmp_path / "results"
     proc = snakemake("-n", "--nolock", "--configfile", bad, results=results)
     assert proc.returncode != 0, proc.stdout
     for word in words[case]:
         assert word in proc.stdout, proc.stdout
-    assert "Job stats" not in proc.stdout and "rule prepare" not in proc.stdout
+    assert "Job stats" not in proc.stdout and "rule hsi_prepare" not in proc.stdout
     assert not results.exists()  # failed while parsing, before writing the effective config
 
 
@@ -224,26 +226,36 @@ def test_dry_run_of_the_shipped_config_lists_the_dag(snakemake: Snakemake, tmp_p
     results = tmp_path / "results"
     proc = snakemake("-n", "--nolock", results=results)
     assert proc.returncode == 0, proc.stdout
-    assert _job_counts(proc.stdout) == {
+    counts = _job_counts(proc.stdout)
+    expected = {
         "all": 1,
-        "evaluate": 8,
-        "finetune": 8,
-        "prepare": 2,
-        "pretrain": 1,
-        "report": 1,
-        # the segmentation branch of the demo (synthetic ISPRS tiles, 2 experiments x 2 test tiles)
-        "make_vaihingen_demo": 1,
-        "prepare_vaihingen": 1,
-        "train_fcn": 2,
-        "evaluate_fcn": 4,
-        "report_segmentation": 1,
+        "hsi_prepare": 2,
+        "hsi_pretrain": 1,
+        "hsi_finetune": 8,
+        "hsi_evaluate": 8,
+        "hsi_report": 1,
+        # the segmentation study of the demo (synthetic ISPRS tiles, 2 experiments x 2 test tiles)
+        "segmentation_prepare": 1,
+        "segmentation_finetune": 2,
+        "segmentation_evaluate": 4,
+        "segmentation_report": 1,
+        "report_index": 1,
         # the competition: one submission per task, then the boards
         "submit": 2,
         "leaderboard": 1,
-        "total": 33,
     }
+    assert {k: counts.get(k) for k in expected} == expected
+    # every job is one of the registry's (study, step) rules or a known top-level rule
+    from rstransfer.core.config import load_config as load
+    from rstransfer.studies import enabled_studies
+
+    cfg = load([Path(__file__).parents[1] / "config.yaml"])
+    rules = {f"{s.name}_{step}" for s in enabled_studies(cfg) for step in s.steps if s.runs(cfg, step)}
+    assert set(counts) - {"total"} <= rules | {"all", "report_index", "submit", "leaderboard"}
+    assert rules <= set(counts)
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
     for policy in ["Original"] + [f"Network_{i}" for i in range(1, 8)]:
-        assert f"--policy {policy} " in proc.stdout or f"/{policy}/seed0/" in proc.stdout
+        assert f"--run {policy}/seed0 " in proc.stdout or f"/{policy}/seed0" in proc.stdout
     assert str(results / "report" / "index.html") in proc.stdout
     # the rules read the merged config from the scratch results, never from the repo's results/
     effective = results / "config" / "effective.yaml"
@@ -256,7 +268,7 @@ def test_dry_run_follows_policies_and_seeds(write_config: Callable[..., Path], s
     proc = snakemake("-n", "--nolock", "--configfile", cfg, results=tmp_path / "results")
     assert proc.returncode == 0, proc.stdout
     counts = _job_counts(proc.stdout)
-    assert {k: counts[k] for k in ("prepare", "pretrain", "finetune", "evaluate", "report")} == {
+    assert {k: counts[f"hsi_{k}"] for k in ("prepare", "pretrain", "finetune", "evaluate", "report")} == {
         "prepare": 2,
         "pretrain": 1,
         "finetune": 4,
@@ -264,5 +276,5 @@ def test_dry_run_follows_policies_and_seeds(write_config: Callable[..., Path], s
         "report": 1,
     }
     for policy, seed in [("Original", 0), ("Original", 1), ("Network_2", 0), ("Network_2", 1)]:
-        assert f"/{policy}/seed{seed}/metrics.json" in proc.stdout
+        assert f"hsi/evaluate/{policy}/seed{seed}" in proc.stdout
     assert "Network_1/" not in proc.stdout

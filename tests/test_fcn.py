@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 
 from rstransfer.core import dist as dist_mod
-from rstransfer.core.keras import keras
 from rstransfer.core.config import load_schema
-from rstransfer.core.errors import DataFormatError, DatasetNotFoundError
-from rstransfer.models import MODELS, count_params
+from rstransfer.core.errors import ConfigError, DataFormatError, DatasetNotFoundError
+from rstransfer.core.fit import compile_model
+from rstransfer.core.keras import keras
+from rstransfer.core.policies import apply_policy, get_policy
+from rstransfer.models import count_params
+from rstransfer.studies import get_study
+from rstransfer.studies.segmentation.evaluate import predict_tile
 from rstransfer.studies.segmentation.model import IMAGENET_FILE, OWN_LAYERS, backbone_of, build_resnet50_fcn, resolve_weights
-from rstransfer.policies import POLICIES, apply_policy, get_policy, policies_for
-from rstransfer.studies.segmentation.steps import predict_tile
-from rstransfer.studies.hsi.train import compile_model
+from rstransfer.studies.segmentation.policies import POLICIES
 
 SMALL = (32, 32, 3)
 FIT = {"optimizer": "sgd", "learning_rate": 0.1}
@@ -38,6 +40,11 @@ def test_parameter_count_256_six_classes() -> None:
     assert count_params(model.weights) == 23_609_234
     assert model.output_shape == (None, 256, 256, 6)
     assert model.name == "resnet50_fcn"
+    # the study's reference build (the registry's models, replacing rstransfer.models.MODELS) is this model
+    reference = get_study("segmentation").models["resnet50_fcn"]()
+    assert reference.name == "resnet50_fcn" and reference.output_shape == (None, 256, 256, 6)
+    assert count_params(reference.weights) == 23_609_234
+    assert [layer.name for layer in reference.layers] == [layer.name for layer in model.layers]
 
 
 def test_own_layers_are_exactly_the_fcn_layers(small: keras.Model) -> None:
@@ -62,11 +69,15 @@ def test_softmax_output_and_registry(small: keras.Model) -> None:
     y = small.predict(x, verbose=0)
     assert y.shape == (2, 32, 32, 6)
     np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-5)
-    assert MODELS["resnet50_fcn"] is build_resnet50_fcn
+    study = get_study("segmentation")
     seg = load_schema()["properties"]["segmentation"]["properties"]
-    assert set(seg["model"]["enum"]) <= set(MODELS)
+    assert set(seg["model"]["enum"]) <= set(study.models)
     policy_enum = seg["experiments"]["additionalProperties"]["properties"]["policy"]["enum"]
-    assert policy_enum == [p.name for p in policies_for("resnet50_fcn")]
+    # the study's policy table holds the resnet50_fcn policies only, in the schema's order
+    assert all(p.model == "resnet50_fcn" for p in POLICIES.values())
+    assert policy_enum == list(POLICIES) == study.policies({})
+    with pytest.raises(ConfigError, match="unknown policy 'Network_2' for segmentation; valid: fcn_heads"):
+        get_policy(POLICIES, "Network_2", "segmentation")
     assert seg["experiments"]["default"] == {
         "scratch_aug": {"pretrained": "none", "augment": True, "policy": "fcn_all"},
         "imagenet_aug": {"pretrained": "imagenet", "augment": True, "policy": "fcn_all"},
@@ -93,7 +104,7 @@ def test_policies_freeze_exactly_what_they_name(
         assert any(n.startswith("conv5_block3_") for n in trainable)
     # 23,609,234 in all at 256 px; the 1x1 heads do not depend on the input size
     assert count_params(small.trainable_weights) == expected_trainable
-    apply_policy(small, get_policy("fcn_all"))
+    apply_policy(small, get_policy(POLICIES, "fcn_all"))
 
 
 def _train_one_step(model: keras.Model) -> None:
@@ -109,7 +120,7 @@ def test_frozen_layers_and_their_batchnorm_stay_put() -> None:
     statistics stay, stage 5's move."""
     for policy, moving in (("fcn_heads", set()), ("fcn_stage5", {"conv5_block1_1_bn"})):
         model = build_resnet50_fcn(SMALL, 6)
-        apply_policy(model, get_policy(policy))
+        apply_policy(model, get_policy(POLICIES, policy))
         before = {n: [w.copy() for w in layer.get_weights()] for n, layer in weighted(model).items()}
         _train_one_step(model)
         for n, layer in weighted(model).items():
@@ -180,7 +191,7 @@ def test_bad_weights_files(tmp_path: Path) -> None:
 def test_stitching_equals_direct_prediction_without_overlap(small: keras.Model) -> None:
     rng = np.random.default_rng(3)
     tile = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
-    from rstransfer.studies.segmentation.data import normalize
+    from rstransfer.studies.segmentation.patches import normalize
 
     probs = predict_tile(small, tile, 32, 0.0, batch_size=4)  # 6 windows: a full and a padded batch
     x = normalize(tile)

@@ -14,11 +14,18 @@ from rstransfer.core import dist as dist_mod
 from rstransfer.core.config import load_schema
 from rstransfer.models import count_params
 from rstransfer.studies.hsi.model import build_hybridsn
-from rstransfer.policies import apply_policy, get_policy, policies_for, policy_table, transfer_weights
+from rstransfer.core.errors import ConfigError
+from rstransfer.core.policies import apply_policy, policy_table, transfer_weights
+from rstransfer.core.policies import get_policy as _get_policy
+from rstransfer.studies.hsi.policies import POLICIES
 
 # the HybridSN part of the one policy table (the FCN policies are tested in test_fcn.py)
-POLICIES = {p.name: p for p in policies_for("hybridsn")}
-from rstransfer.studies.hsi.train import build_finetune_model, compile_model
+from rstransfer.core.fit import compile_model
+from rstransfer.studies.hsi.train import build_finetune_model
+
+
+def get_policy(name: str):
+    return _get_policy(POLICIES, name, "hsi")
 
 PAPER_SHAPE = (25, 25, 30, 1)
 TINY_SHAPE = (9, 9, 13, 1)
@@ -56,8 +63,7 @@ def _model_for(policy_name: str, shape: tuple[int, int, int, int] = TINY_SHAPE, 
 
 def test_registry_is_the_issue_table() -> None:
     assert list(POLICIES) == list(TRAINABLE)
-    assert [p.name for p in policies_for("hybridsn")] == list(TRAINABLE)
-    assert policies_for("no-such-model") == []
+    assert {p.model for p in POLICIES.values()} == {"hybridsn"}
     assert {name for name, p in POLICIES.items() if p.from_scratch} == {"Original"}
     assert {name: p.inserted_dense for name, p in POLICIES.items() if p.inserted_dense} == {"Network_1": 128}
 
@@ -85,7 +91,7 @@ def test_policies_do_not_depend_on_layer_order() -> None:
 
 
 def test_policy_table_pins_table5() -> None:
-    rows = policy_table("hybridsn", PAPER_SHAPE, 16)
+    rows = policy_table(POLICIES, lambda p: build_hybridsn(PAPER_SHAPE, 16, inserted_dense=p.inserted_dense))
     assert [r["policy"] for r in rows] == list(PARAMS)
     got = {r["policy"]: (r["trainable_params"], r["total_params"]) for r in rows}
     assert got == PARAMS
@@ -96,12 +102,12 @@ def test_policy_table_pins_table5() -> None:
 
 
 def test_unknown_policy_lists_the_valid_names() -> None:
-    with pytest.raises(KeyError, match=r"unknown policy 'Network_9'.*Network_1"):
+    with pytest.raises(ConfigError, match=r"unknown policy 'Network_9' for hsi.*Network_1"):
         get_policy("Network_9")
 
 
 def test_cli_policies_prints_table5(run_cli: Callable[..., tuple[int, str, str]]) -> None:
-    rc, out, err = run_cli("policies", "--model", "hybridsn", "--classes", 16, "--bands", 30, "--window", 25)
+    rc, out, err = run_cli("policies", "--study", "hsi", "--classes", 16, "--bands", 30, "--window", 25)
     assert rc == 0, err
     assert "25x25x30x1" in out and "16 classes" in out
     rows = {}
@@ -136,6 +142,27 @@ def test_transfer_copies_everything_but_a_head_of_another_size() -> None:
     assert head[0].shape == (128, 4) and source.get_layer("dense_3").get_weights()[0].shape == (128, 8)
 
 
+def test_finetuning_never_copies_the_head_by_default() -> None:
+    """Equal class counts say nothing about what the classes mean (Indian Pines -> Salinas, 16 -> 16)."""
+    source = build_hybridsn(TINY_SHAPE, 4)
+    model, copied = build_finetune_model(get_policy("Network_2"), TINY_SHAPE, 4, source)
+    assert "dense_3" not in copied and set(copied) == WEIGHTED - {"dense_3"}
+    assert not np.array_equal(model.get_layer("dense_3").get_weights()[0], source.get_layer("dense_3").get_weights()[0])
+    model, copied = build_finetune_model(get_policy("Network_2"), TINY_SHAPE, 4, source, copy_head=True)
+    assert "dense_3" in copied
+
+
+def test_head_copy_needs_the_option_and_equal_class_names(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from rstransfer.studies.hsi.train import head_copy_allowed
+
+    target = SimpleNamespace(class_names=("a", "b"))
+    assert not head_copy_allowed({"hsi": {"copy_head": False}}, ["a", "b"], target)
+    assert not head_copy_allowed({"hsi": {"copy_head": True}}, ["a", "c"], target)
+    assert head_copy_allowed({"hsi": {"copy_head": True}}, ["a", "b"], target)
+
+
 def test_transfer_copies_the_head_when_class_counts_match() -> None:
     source = build_hybridsn(TINY_SHAPE, 4)
     target = build_hybridsn(TINY_SHAPE, 4)
@@ -150,7 +177,7 @@ def test_transfer_copies_the_head_when_class_counts_match() -> None:
 
 def test_inserted_layer_keeps_its_fresh_weights() -> None:
     source = build_hybridsn(TINY_SHAPE, 8)
-    model, copied = build_finetune_model("hybridsn", get_policy("Network_1"), TINY_SHAPE, 4, source)
+    model, copied = build_finetune_model(get_policy("Network_1"), TINY_SHAPE, 4, source)
     assert "dense_inserted" not in copied
     assert set(copied) == WEIGHTED - {"dense_3"}
     assert {layer.name for layer in model.layers if layer.trainable} == {"dense_inserted", "dense_3"}
@@ -158,17 +185,17 @@ def test_inserted_layer_keeps_its_fresh_weights() -> None:
 
 def test_original_starts_from_scratch() -> None:
     source = build_hybridsn(TINY_SHAPE, 4)
-    model, copied = build_finetune_model("hybridsn", get_policy("Original"), TINY_SHAPE, 4, source)
+    model, copied = build_finetune_model(get_policy("Original"), TINY_SHAPE, 4, source)
     assert copied == []
     assert not np.array_equal(model.get_layer("conv3d_1").get_weights()[0], source.get_layer("conv3d_1").get_weights()[0])
-    with pytest.raises(ValueError, match="needs a pretrained model"):
-        build_finetune_model("hybridsn", get_policy("Network_2"), TINY_SHAPE, 4, None)
+    with pytest.raises(ConfigError, match="needs a pretrained model"):
+        build_finetune_model(get_policy("Network_2"), TINY_SHAPE, 4, None)
 
 
 @pytest.mark.parametrize("policy_name", ["Network_2", "Network_6", "Network_7"])
 def test_training_step_moves_only_trainable_layers(policy_name: str) -> None:
     source = build_hybridsn(TINY_SHAPE, 4)
-    model, _ = build_finetune_model("hybridsn", get_policy(policy_name), TINY_SHAPE, 4, source)
+    model, _ = build_finetune_model(get_policy(policy_name), TINY_SHAPE, 4, source)
     fit_cfg = {"optimizer": "adam", "learning_rate": 0.01}
     compile_model(model, fit_cfg, dist_mod.init("none"))
     before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers if layer.weights}
@@ -186,6 +213,11 @@ def test_training_step_moves_only_trainable_layers(policy_name: str) -> None:
             assert not unchanged, f"{name} is trainable under {policy_name} but did not change"
         else:
             assert unchanged, f"{name} is frozen under {policy_name} but changed"
+
+
+def test_cli_policies_unknown_study_or_none(run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    rc, out, err = run_cli("policies", "--study", "foo", "--classes", 4)
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "unknown study 'foo'" in err
 
 
 def test_registry_matches_schema_enum() -> None:

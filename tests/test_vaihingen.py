@@ -20,8 +20,10 @@ import tifffile
 import yaml
 
 from rstransfer.core.config import validate
-from rstransfer.studies.segmentation import data as vh
 from rstransfer.core.errors import ConfigError, DataFormatError, DatasetNotFoundError
+from rstransfer.studies.segmentation import data as vh
+from rstransfer.studies.segmentation import patches as vp
+from rstransfer.studies.segmentation import settings as vs
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "vaihingen"
 H, W = 68, 76
@@ -124,7 +126,7 @@ def test_cut_patches_equals_slicing(source: vh.TileSource) -> None:
 def test_prepare_writes_chunked_compressed_patches_with_origins_and_config(tmp_path: Path, source: vh.TileSource) -> None:
     cfg = seg_config(FIXTURES, tmp_path / "results", dsm=True)
     outs = {"train": tmp_path / "train.hdf5", "val": tmp_path / "val.hdf5"}
-    summary = vh.prepare_vaihingen(cfg, outs)
+    summary = vp.prepare_vaihingen(cfg, outs)
     assert summary["stride"] == 32 and summary["channels"] == 4
     with h5py.File(outs["train"], "r") as f:
         images, masks, origins = f["images"], f["masks"], f["origins"]
@@ -142,9 +144,9 @@ def test_prepare_writes_chunked_compressed_patches_with_origins_and_config(tmp_p
         tile = vh.read_tile(source, int(n))
         np.testing.assert_array_equal(masks_all[i], tile.mask[r : r + 64, c : c + 64])
         np.testing.assert_array_equal(images_all[i], tile.channels()[r : r + 64, c : c + 64])
-    val = vh.load_patches(outs["val"])
+    val = vp.load_patches(outs["val"])
     assert len(val) == 4 and set(val.origins[:, 0]) == {30} and val.input_shape == (64, 64, 4)
-    shard = vh.load_patches(outs["train"], shard=(2, 1))
+    shard = vp.load_patches(outs["train"], shard=(2, 1))
     np.testing.assert_array_equal(shard.origins, origins_all[1::2])
 
 
@@ -160,27 +162,34 @@ def test_augmentation_in_tf_data_applies_one_transform_to_image_and_mask() -> No
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
     masks = rng.integers(0, 6, (6, 32, 32), dtype=np.uint8)
-    patches = vh.PatchSet(images, masks, np.zeros((6, 3), np.int32), {"class_names": json.dumps(list(vh.CLASSES))})
-    plain = [x for x, _ in vh.patch_dataset(patches, 6).unbatch().as_numpy_iterator()]
-    np.testing.assert_allclose(plain[0], vh.normalize(images[0]))
+    patches = vp.PatchSet(images, masks, np.zeros((6, 3), np.int32), {"class_names": json.dumps(list(vh.CLASSES))})
+    plain = [x for x, _ in vp.patch_dataset(patches, 6).unbatch().as_numpy_iterator()]
+    np.testing.assert_allclose(plain[0], vp.normalize(images[0]))
     seen = set()
-    for x, y in vh.patch_dataset(patches, 3, augment=True, seed=1, steps_per_epoch=2).take(8).unbatch():
+    for x, y in vp.patch_dataset(patches, 3, augment=True, seed=1, steps_per_epoch=2).take(8).unbatch():
         x, y = x.numpy(), y.numpy()
         i = next(i for i in range(6) if any(np.array_equal(v, y) for v in _dihedral_variants(masks[i].astype(np.int32))))
-        xs, ys = _dihedral_variants(vh.normalize(images[i])), _dihedral_variants(masks[i].astype(np.int32))
+        xs, ys = _dihedral_variants(vp.normalize(images[i])), _dihedral_variants(masks[i].astype(np.int32))
         k = next(k for k in range(8) if np.allclose(xs[k], x))
         np.testing.assert_array_equal(ys[k], y)  # the mask got the image's transform
         seen.add(k)
     assert len(seen) > 2  # rotations and flips actually happen
     # epoch-structured: the same (seed, epoch) gives the same batches (resume-safe)
-    a = next(iter(vh.patch_dataset(patches, 3, augment=True, seed=1, steps_per_epoch=2, first_epoch=1)))
-    b = list(vh.patch_dataset(patches, 3, augment=True, seed=1, steps_per_epoch=2).take(3))[2]
+    a = next(iter(vp.patch_dataset(patches, 3, augment=True, seed=1, steps_per_epoch=2, first_epoch=1)))
+    b = list(vp.patch_dataset(patches, 3, augment=True, seed=1, steps_per_epoch=2).take(3))[2]
     np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
 
 
-def test_synthetic_tiles_are_deterministic_and_in_the_isprs_format(tmp_path: Path) -> None:
-    a = vh.write_synthetic_tiles(tmp_path / "a", [1, 15], 64, 80, seed=3)
-    b = vh.write_synthetic_tiles(tmp_path / "b", [1, 15], 64, 80, seed=3)
+def test_synthetic_tiles_are_deterministic_and_in_the_isprs_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rstransfer.studies.segmentation as seg_package
+
+    # importing the submodule rebinds the package's name ``synthetic`` (also settings.synthetic,
+    # which the package's input functions call); leave the package as this test found it
+    monkeypatch.setattr(seg_package, "synthetic", seg_package.synthetic)
+    from rstransfer.studies.segmentation.synthetic import write_synthetic_tiles
+
+    a = write_synthetic_tiles(tmp_path / "a", [1, 15], 64, 80, seed=3)
+    b = write_synthetic_tiles(tmp_path / "b", [1, 15], 64, 80, seed=3)
     assert [p.relative_to(tmp_path / "a") for p in a] == [p.relative_to(tmp_path / "b") for p in b]
     for pa, pb in zip(a, b, strict=True):
         assert pa.read_bytes() == pb.read_bytes()
@@ -190,9 +199,12 @@ def test_synthetic_tiles_are_deterministic_and_in_the_isprs_format(tmp_path: Pat
 
 
 def test_config_rejects_tiles_in_two_splits(tmp_path: Path) -> None:
-    cfg = seg_config(FIXTURES, tmp_path, tiles={"train": [1, 3], "val": [3], "test": [15]})
+    tiles = {"train": [1, 3], "val": [3], "test": [15]}
     with pytest.raises(ConfigError, match="tile 3 is in both train and val"):
-        vh.check_tiles(cfg)
+        vs.check_tiles({"segmentation": {"tiles": tiles}})
+    # the study's cross-key check runs when the config is validated (CLI and Snakefile alike)
+    with pytest.raises(ConfigError, match="segmentation.tiles: tile 3 is in both train and val"):
+        seg_config(FIXTURES, tmp_path, tiles=tiles)
 
 
 def test_missing_tile_is_dataset_not_found(source: vh.TileSource) -> None:
@@ -219,18 +231,32 @@ def bad_tiles(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def prepare_cli(tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]) -> Callable[..., tuple[int, str, Path]]:
+    """``rstransfer prepare --study segmentation --out <folder>/prepare``; returns the folder
+    that holds the run folder (and its ``.prepare.staging`` sibling while the step runs)."""
+
     def run(root: Path, **seg: Any) -> tuple[int, str, Path]:
         cfg = seg_config(root, tmp_path / "results", **seg)
         path = tmp_path / "seg.yaml"
         path.write_text(yaml.safe_dump(cfg))
         out = tmp_path / "out"
         out.mkdir(exist_ok=True)
-        rc, _, stderr = run_cli(
-            "prepare-vaihingen", "--config", path, "--train-out", out / "train.hdf5", "--val-out", out / "val.hdf5"
-        )
+        rc, _, stderr = run_cli("prepare", "--study", "segmentation", "--config", path, "--out", out / "prepare")
         return rc, stderr, out
 
     return run
+
+
+def test_cli_prepare_writes_the_run_folder(
+    tmp_path: Path, prepare_cli: Callable[..., tuple[int, str, Path]], run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    """The good case of the fixture above: the run folder holds both patch files, nothing else
+    is left beside it (the staging folder became the run folder by one rename)."""
+    rc, stderr, out = prepare_cli(FIXTURES)
+    assert rc == 0, stderr
+    assert [p.name for p in out.iterdir()] == ["prepare"]
+    assert sorted(p.name for p in (out / "prepare").iterdir()) == ["vaihingen_train.hdf5", "vaihingen_val.hdf5"]
+    assert len(vp.load_patches(out / "prepare" / "vaihingen_train.hdf5")) == 8
+    assert len(vp.load_patches(out / "prepare" / "vaihingen_val.hdf5")) == 4
 
 
 def _assert_clean_failure(rc: int, stderr: str, out: Path, *words: str) -> None:
@@ -239,7 +265,7 @@ def _assert_clean_failure(rc: int, stderr: str, out: Path, *words: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("rstransfer: error: "), stderr
     for word in words:
         assert word in lines[0], lines[0]
-    assert list(out.iterdir()) == []  # neither output nor a temporary file
+    assert list(out.iterdir()) == []  # neither the run folder nor its staging folder nor a temporary file
 
 
 def test_cli_size_mismatch(bad_tiles: Path, prepare_cli: Callable[..., tuple[int, str, Path]]) -> None:

@@ -19,16 +19,16 @@ import pytest
 
 from conftest import TINY_CONFIG, run_snakemake, tiny_settings
 from rstransfer.data.splits import TEST
-from rstransfer.policies import policies_for, policy_table
-
-POLICIES = {p.name: p for p in policies_for("hybridsn")}
+from rstransfer.core.policies import policy_table
+from rstransfer.studies.hsi.model import build_hybridsn
+from rstransfer.studies.hsi.policies import POLICIES
 
 pytestmark = pytest.mark.slow
 
 SETTINGS = tiny_settings(Path("unused"))
 POLICY_NAMES = SETTINGS["hsi"]["policies"]
-PAIR = "synthetic_source-to-synthetic_target"
-INPUT_SHAPE = (SETTINGS["prepare"]["window"], SETTINGS["prepare"]["window"], SETTINGS["prepare"]["pca_components"], 1)
+PREP = SETTINGS["hsi"]["prepare"]
+INPUT_SHAPE = (PREP["window"], PREP["window"], PREP["pca_components"], 1)
 TARGET_CLASSES = 4
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 
@@ -44,22 +44,28 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_dir(results: Path, step: str, policy: str, seed: int = 0) -> Path:
-    return results / step / PAIR / "hybridsn" / policy / f"seed{seed}"
+    return results / "hsi" / step / policy / f"seed{seed}"
+
+
+PRETRAIN = Path("hsi") / "pretrain" / "seed0"
+TARGET = Path("hsi") / "prepare" / "synthetic_target" / "prepared.h5"
+REPORT = Path("hsi") / "report"
 
 
 @pytest.fixture(scope="module")
 def table5_expected() -> dict[str, int]:
-    return {r["policy"]: r["trainable_params"] for r in policy_table("hybridsn", INPUT_SHAPE, TARGET_CLASSES)}
+    rows = policy_table(POLICIES, lambda p: build_hybridsn(INPUT_SHAPE, TARGET_CLASSES, inserted_dense=p.inserted_dense))
+    return {r["policy"]: r["trainable_params"] for r in rows}
 
 
 @pytest.fixture(scope="module")
 def n_test(results: Path) -> int:
-    with h5py.File(results / "prepare" / "synthetic_target.h5", "r") as f:
+    with h5py.File(results / TARGET, "r") as f:
         return int((f["split"][...] == TEST).sum())
 
 
 def test_report_is_complete_and_self_contained(results: Path) -> None:
-    index = results / "report" / "index.html"
+    index = results / REPORT / "index.html"
     text = index.read_text()
     for policy in POLICY_NAMES:
         assert policy in text
@@ -78,7 +84,7 @@ def test_report_is_complete_and_self_contained(results: Path) -> None:
 
 
 def test_table4_has_one_row_per_policy(results: Path) -> None:
-    t4 = pd.read_csv(results / "report" / "table4_accuracy.csv")
+    t4 = pd.read_csv(results / REPORT / "table4_accuracy.csv")
     assert list(t4["policy"]) == POLICY_NAMES
     assert list(t4.columns) == ["policy", "OA (%)", "Kappa (%)", "AA (%)", "seeds"]
     for column in ("OA (%)", "AA (%)"):
@@ -89,7 +95,7 @@ def test_table4_has_one_row_per_policy(results: Path) -> None:
 
 
 def test_table5_matches_the_policy_table(results: Path, table5_expected: dict[str, int]) -> None:
-    t5 = pd.read_csv(results / "report" / "table5_parameters.csv", thousands=",")
+    t5 = pd.read_csv(results / REPORT / "table5_parameters.csv", thousands=",")
     assert list(t5["policy"]) == POLICY_NAMES
     got = dict(zip(t5["policy"], t5["trainable params"].astype(int), strict=True))
     assert got == table5_expected
@@ -99,11 +105,11 @@ def test_table5_matches_the_policy_table(results: Path, table5_expected: dict[st
 
 
 def test_timing_and_summary_tables(results: Path) -> None:
-    timing = pd.read_csv(results / "report" / "timing.csv")
+    timing = pd.read_csv(results / REPORT / "timing.csv")
     assert list(timing["policy"]) == POLICY_NAMES
     assert (timing["train s"].astype(float) > 0).all()
     assert (timing["epochs"].astype(float) == 1).all()
-    summary = pd.read_csv(results / "report" / "summary.tsv", sep="\t")
+    summary = pd.read_csv(results / REPORT / "summary.tsv", sep="\t")
     assert list(summary["policy"]) == POLICY_NAMES and (summary["seed"] == 0).all()
     assert summary["OA"].between(0, 1).all() and summary["AA"].between(0, 1).all()
 
@@ -153,7 +159,7 @@ def test_map_png(results: Path, policy: str) -> None:
 
 @pytest.mark.parametrize("step,policy", [("pretrain", None), *[("finetune", p) for p in POLICIES]])
 def test_history_csv(results: Path, step: str, policy: str | None) -> None:
-    folder = results / "pretrain" / "synthetic_source" / "hybridsn" / "seed0" if step == "pretrain" else run_dir(results, step, policy)
+    folder = results / PRETRAIN if step == "pretrain" else run_dir(results, step, policy)
     history = pd.read_csv(folder / "history.csv")
     assert list(history.columns) == HISTORY_COLUMNS
     assert list(history["epoch"]) == [1]
@@ -180,7 +186,7 @@ def test_train_json(results: Path, policy: str, table5_expected: dict[str, int])
 def pretrained(results: Path) -> Any:
     from rstransfer.studies.hsi.train import load_model
 
-    return load_model(results / "pretrain" / "synthetic_source" / "hybridsn" / "seed0" / "model.keras")
+    return load_model(results / PRETRAIN / "model.keras")
 
 
 @pytest.mark.parametrize("policy", ["Network_2", "Network_6", "Network_7"])
@@ -208,7 +214,7 @@ def test_scene_map_equals_per_pixel_predictions(results: Path) -> None:
     from rstransfer.core.metrics import confusion_matrix
     from rstransfer.studies.hsi.train import load_model
 
-    prepared = load_prepared(results / "prepare" / "synthetic_target.h5")
+    prepared = load_prepared(results / TARGET)
     model = load_model(run_dir(results, "finetune", "Network_5") / "model.keras")
     scene = predict_scene(model, prepared, 512)
     h, w = prepared.labels.shape
@@ -230,10 +236,10 @@ def test_scene_map_equals_per_pixel_predictions(results: Path) -> None:
 
 def test_logs_and_benchmarks_for_every_job(results: Path) -> None:
     logs = sorted(p.relative_to(results / "logs").as_posix() for p in (results / "logs").rglob("*.log"))
-    assert len(logs) == 2 + 1 + 8 + 8 + 1
-    finetune_log = (results / "logs" / "finetune" / PAIR / "hybridsn" / "Network_3" / "seed0.log").read_text()
+    assert len(logs) == 2 + 1 + 8 + 8 + 1 + 1  # prepare, pretrain, finetune, evaluate, report, report index
+    finetune_log = (results / "logs" / "hsi_finetune" / "Network_3" / "seed0.log").read_text()
     assert "finetuned Network_3 seed 0" in finetune_log
-    bench = pd.read_csv(results / "benchmarks" / "pretrain" / "synthetic_source" / "hybridsn" / "seed0.tsv", sep="\t")
+    bench = pd.read_csv(results / "benchmarks" / "hsi_pretrain" / "seed0.tsv", sep="\t")
     assert len(bench) == 1 and bench["s"].iloc[0] > 0
 
 

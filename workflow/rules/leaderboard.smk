@@ -16,6 +16,8 @@ rule submit:
         L.benchmark("submit", "{task}")
     wildcard_constraints:
         task="|".join(leaderboard_tasks(config)) or "none",
+    conda:
+        "../../envs/train.yaml"
     threads: 1
     resources:
         **CPU_RESOURCES,
@@ -39,6 +41,8 @@ rule leaderboard:
         L.log("leaderboard", "leaderboard"),
     benchmark:
         L.benchmark("leaderboard", "leaderboard")
+    conda:
+        "../../envs/train.yaml"
     threads: 1
     resources:
         **CPU_RESOURCES,

@@ -10,6 +10,8 @@ rule report_index:
         L.log("report_index", "index"),
     benchmark:
         L.benchmark("report_index", "index")
+    conda:
+        "../../envs/train.yaml"
     localrule: True
     threads: 1
     shell:

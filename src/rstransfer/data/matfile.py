@@ -61,9 +61,7 @@ def load_mat(path: str | Path) -> dict[str, np.ndarray]:
     except (DatasetNotFoundError, DataFormatError):
         raise
     except Exception as exc:  # scipy/h5py/zlib raise many types for the same bad-file cases
-        raise DataFormatError(
-            f"{path}: not a readable MAT file (truncated or corrupt): {_short(exc)}"
-        ) from exc
+        raise DataFormatError(f"{path}: not a readable MAT file (truncated or corrupt): {_short(exc)}") from exc
 
 
 def _short(exc: BaseException) -> str:

@@ -93,6 +93,7 @@ def build_resnet50_fcn(
     weights: str | Path | None = None,
     *,
     inserted_dense: int = 0,
+    bn_momentum: float | None = None,
     name: str = "resnet50_fcn",
 ) -> keras.Model:
     """Build (not compile) the FCN.
@@ -102,6 +103,9 @@ def build_resnet50_fcn(
         n_classes: filters of each 1x1 score head.
         weights: backbone weights: None/"none", "imagenet" (local Keras file) or a file path.
         inserted_dense: must be 0 (the registry's common signature; used by HybridSN only).
+        bn_momentum: momentum of the backbone's BatchNormalization moving statistics (None:
+            Keras' 0.99). A short schedule needs a lower one: after n steps the moving mean
+            still carries momentum**n of its initial value (0.99**40 = 0.67, 0.9**40 = 0.01).
         name: model name.
 
     Raises:
@@ -120,6 +124,10 @@ def build_resnet50_fcn(
     backbone = keras.applications.ResNet50(include_top=False, weights=None, input_tensor=inputs)
     if path is not None:
         load_backbone_weights(backbone, path)
+    if bn_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = bn_momentum
     scores = []
     for stage, tap in STAGES.items():
         x = layers.Conv2D(n_classes, 1, name=f"fcn_score{stage}")(backbone.get_layer(tap).output)

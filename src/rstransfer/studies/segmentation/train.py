@@ -100,7 +100,7 @@ def finetune_step(ctx: StepContext) -> dict[str, Any]:
             f"segmentation.experiments.{experiment}.pretrained: pretrained ResNet50 weights have 3 input "
             f"channels, the patches have {shape[-1]} (segmentation.dsm: true); use pretrained: none"
         )
-    model = build_resnet50_fcn(shape, len(train.class_names), weights_file)
+    model = build_resnet50_fcn(shape, len(train.class_names), weights_file, bn_momentum=fit_cfg["bn_momentum"])
     apply_policy(model, pol)
     compile_model(model, fit_cfg, dist)
     per_rank = fit_cfg["batch_size"]  # Horovod: per rank; every rank runs the same number of steps
