@@ -33,7 +33,14 @@ $(VENV)/.rstransfer: pyproject.toml $(VENV)/.horovod
 	$(BIN)/pip check
 	touch $@
 
-setup: $(VENV)/.rstransfer
+# Keras 3 on JAX (CPU), no TensorFlow: tests/test_backend_neutral.py builds every study's models here
+JAX_VENV := .venv-jax
+$(JAX_VENV)/.stack: envs/jax-requirements.txt
+	$(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/pip install -q -r envs/jax-requirements.txt
+	touch $@
+
+setup: $(VENV)/.rstransfer $(JAX_VENV)/.stack
 
 # two demo teams on one leaderboard: the main config (team demo), then WG02 (config/demo_team_b.yaml)
 demo: setup
@@ -50,4 +57,4 @@ test: setup
 	bash tests/run.sh
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake $(JAX_VENV)

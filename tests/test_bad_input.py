@@ -50,13 +50,16 @@ def prepare_bad(
         cfg = write_config(
             {
                 "datasets": {"bad": {"reader": "salinas_a", "path": str(tmp_path / "salinas_a")}},
-                "prepare": {"pca_components": 13, "window": 9, "split": {"protocol": "paper"}, **prepare},
+                "hsi": {
+                    "target": "bad",
+                    "prepare": {"pca_components": 13, "window": 9, "split": {"protocol": "paper"}, **prepare},
+                },
             }
         )
         out_dir = tmp_path / "out"
         out_dir.mkdir(exist_ok=True)
-        out = out_dir / "bad.h5"
-        rc, stdout, stderr = run_cli("prepare", "--config", cfg, "--dataset", "bad", "--out", out)
+        out = out_dir / "bad"
+        rc, stdout, stderr = run_cli("prepare", "--study", "hsi", "--config", cfg, "--run", "bad", "--out", out)
         return rc, stdout, stderr, out
 
     return run
@@ -82,11 +85,12 @@ def test_valid_files_prepare_cleanly(tmp_path: Path, prepare_bad: Callable[..., 
     rc, stdout, stderr, out = prepare_bad()
     assert rc == 0, stderr
     assert "prepared bad: [30, 30, 20]" in stdout
-    with h5py.File(out, "r") as f:
+    with h5py.File(out / "prepared.h5", "r") as f:
         assert f["cube"].shape == (H, W, 13)
         labels = f["labels"][...]
     assert sorted(np.unique(labels).tolist()) == list(range(7))  # Salinas ids remapped to 1..6
-    assert sorted(p.name for p in out.parent.iterdir()) == ["bad.h5"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bad"]
+    assert sorted(p.name for p in out.iterdir()) == ["prepared.h5"]
 
 
 def test_truncated_mat_file(tmp_path: Path, prepare_bad: Callable[..., Any]) -> None:
@@ -160,10 +164,10 @@ def test_wrong_variable(tmp_path: Path, prepare_bad: Callable[..., Any]) -> None
 
 def test_unknown_dataset_key(tmp_path: Path, write_config: Callable[..., Path], run_cli: Callable[..., Any]) -> None:
     cfg = write_config()
-    out = tmp_path / "x.h5"
-    rc, stdout, stderr = run_cli("prepare", "--config", cfg, "--dataset", "nope", "--out", out)
+    out = tmp_path / "x"
+    rc, stdout, stderr = run_cli("prepare", "--study", "hsi", "--config", cfg, "--run", "nope", "--out", out)
     assert rc == 2 and stdout == ""
     assert len(stderr.splitlines()) == 1
-    assert stderr.startswith("rstransfer: error: --dataset: unknown dataset 'nope'")
+    assert stderr.startswith("rstransfer: error: --run: 'nope' is not a run of hsi prepare in this config")
     assert "synthetic_source" in stderr  # lists the declared ones
     assert not out.exists()

@@ -234,7 +234,11 @@ def test_report_tables_and_self_contained_html(run: dict[str, Path]) -> None:
     ]
     tile_oa = pd.read_csv(out / "tile_oa.csv")
     assert list(tile_oa["experiment"]) == ["scratch_aug", "heads_transfer"]
-    assert list(tile_oa.columns) == ["experiment", f"area{TILE} OA (%)", "mean OA (%)"]
+    assert list(tile_oa.columns) == ["experiment", f"area{TILE} OA (%)", "mean OA (%)", f"area{TILE} Kappa"]
+    for _, row in tile_oa.iterrows():
+        m = json.loads((eval_dir(run, row["experiment"]) / "metrics.json").read_text())
+        assert f"{row[f'area{TILE} OA (%)']:.2f}" == f"{100 * m['OA']:.2f}" == f"{row['mean OA (%)']:.2f}"
+        assert f"{row[f'area{TILE} Kappa']:.3f}" == f"{m['Kappa']:.3f}"
     per_class = pd.read_csv(out / "per_class.csv")
     assert len(per_class) == 2 * 6 and set(per_class["tile"]) == {TILE}
     timing = pd.read_csv(out / "timing.csv")

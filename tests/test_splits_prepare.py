@@ -242,7 +242,7 @@ def test_prepared_hdf5_contents(tmp_path: Path, cfg: dict[str, Any]) -> None:
     scene = synthetic_target(size=72)
     out = tmp_path / "prep" / "synthetic_target.h5"
     summary = prepare_scene(scene, cfg, out, origin="synthetic_target")
-    k, b = cfg["prepare"]["pca_components"], scene.n_bands
+    k, b = cfg["hsi"]["prepare"]["pca_components"], scene.n_bands
     assert (k, b) == (13, 80)
     with h5py.File(out, "r") as f:
         assert f.attrs["format"] == "rstransfer.prepared/1"

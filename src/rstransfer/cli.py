@@ -144,6 +144,17 @@ def cmd_download(args: argparse.Namespace) -> None:
     print(download(entry, Path(cfg.get("data_root", ".")) / entry["path"]))
 
 
+def cmd_inspect(args: argparse.Namespace) -> None:
+    """What the reader finds in a declared dataset: check a declaration before a job is spent on it."""
+    from .core.errors import ConfigError
+    from .data.inspect import inspect_dataset
+
+    cfg = _config(args)
+    if args.dataset not in cfg["datasets"]:
+        raise ConfigError(f"inspect: unknown dataset {args.dataset!r} (declared under datasets: {sorted(cfg['datasets'])})")
+    print(inspect_dataset(args.dataset, cfg["datasets"][args.dataset], cfg.get("data_root", ".")))
+
+
 def cmd_launch(args: argparse.Namespace) -> None:
     from rstransfer.core.launch import launch
 
@@ -232,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bands", type=int, help="input bands (HSI: components per pixel after PCA)")
     p.add_argument("--window", type=int, help="input window / patch size in pixels")
     p.add_argument("--json", action="store_true")
+
+    p = with_config(add("inspect", cmd_inspect, "what the reader finds in a declared dataset (shape, values, classes)"))
+    p.add_argument("dataset", help="key under datasets:")
 
     p = with_config(add("download", cmd_download, "download a dataset declared with url + sha256"))
     p.add_argument("--dataset", required=True)

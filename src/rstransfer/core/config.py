@@ -56,7 +56,7 @@ def _key_path(parts: Iterable[Any]) -> str:
     return out or "<top level>"
 
 
-def _validator(schema: dict[str, Any]):
+def schema_validator(schema: dict[str, Any]):
     """A Draft 2020-12 validator that also fills in defaults (as snakemake's validate does)."""
     from jsonschema import Draft202012Validator, validators
 
@@ -77,7 +77,7 @@ def _validator(schema: dict[str, Any]):
 def validate(config: dict[str, Any], origin: str = "config") -> dict[str, Any]:
     """Fill defaults and validate; raise ConfigError naming the first bad key."""
     config = copy.deepcopy(config)
-    validator = _validator(load_schema())
+    validator = schema_validator(load_schema())
     # two passes: defaults inserted in the first may themselves hold nested defaults
     for _ in range(2):
         errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))

@@ -224,6 +224,12 @@ def run_step(
     """Run one step for one run and publish its folder as one unit (see module docstring)."""
     spec = study.step(step)
     study.check(cfg)
+    declared = [spec.run_path(r) for r in study.runs(cfg, step)]
+    if spec.run_path(run) not in declared:
+        raise ConfigError(
+            f"--run: {spec.run_path(run)!r} is not a run of {study.name} {step} in this config "
+            f"(runs: {', '.join(declared) or 'none'})"
+        )
     final = Path(out) if out else Path(layout.run_dir(study.name, step, spec.run_path(run)))
     inputs = resolve_inputs(study, step, cfg, run, layout, input_overrides)
     staging = final.parent / f".{final.name}.staging"

@@ -86,10 +86,10 @@ def options_schema(reader: str) -> dict[str, Any]:
 
 def _validated(instance: dict[str, Any], schema: dict[str, Any], prefix: str, context: Mapping[str, Any]) -> dict:
     """Fill defaults and validate; ConfigError naming the key (and the file it concerns)."""
-    from rstransfer.core.config import _validator, format_error
+    from rstransfer.core.config import schema_validator, format_error
 
     instance = copy.deepcopy(instance)
-    validator = _validator(schema)
+    validator = schema_validator(schema)
     for _ in range(2):  # defaults filled in the first pass may hold nested defaults
         errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
         if errors:

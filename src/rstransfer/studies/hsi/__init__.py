@@ -55,6 +55,16 @@ def _datasets(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"dataset": d} for d in dict.fromkeys([cfg[NAME]["source"], cfg[NAME]["target"]])]
 
 
+def _dataset_files(cfg: dict[str, Any], run: dict[str, Any], layout: Any) -> dict[str, Any]:
+    """The declared scene's files (none for the synthetic scenes): a changed file reruns prepare."""
+    from rstransfer.data.readers import dataset_files
+
+    entry = cfg["datasets"].get(run["dataset"])
+    if entry is None:
+        return {}
+    return {"scene": [str(p) for p in dataset_files(run["dataset"], entry, Path(cfg.get("data_root", ".")))]}
+
+
 def _policy_runs(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"policy": p, "seed": s} for p in cfg[NAME]["policies"] for s in cfg[NAME]["seeds"]]
 
@@ -90,7 +100,7 @@ STUDY = register(
         policy_table=_policy_table,
         steps={
             "prepare": Step(
-                lazy(f"{__name__}.train", "prepare_step"), runs=_datasets, pattern="{dataset}",
+                lazy(f"{__name__}.prepare", "prepare_step"), runs=_datasets, pattern="{dataset}", inputs=_dataset_files,
                 params=lambda cfg, run: {"prepare": cfg[NAME]["prepare"], "dataset": cfg["datasets"][run["dataset"]]},
                 help="split, scale + PCA (fitted on training pixels), write prepared.h5",
             ),

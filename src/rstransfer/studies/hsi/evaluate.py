@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from rstransfer.data.prepare import Prepared, load_prepared
-from rstransfer.data.splits import TEST
+from rstransfer.core.fit import load_model, setup_runtime
 from rstransfer.core.io import write_json, write_text
 from rstransfer.core.metrics import confusion_csv, confusion_matrix, scores
-from rstransfer.core.fit import load_model, setup_runtime
 from rstransfer.core.report import read_json, save_figure
 from rstransfer.core.study import StepContext
+from rstransfer.data.prepare import Prepared, load_prepared
+from rstransfer.data.splits import TEST
 
 from .train import MODEL_FILE, PREPARED_FILE
 

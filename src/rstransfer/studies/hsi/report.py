@@ -14,7 +14,16 @@ import numpy as np
 import pandas as pd
 
 from rstransfer.core.io import atomic_path, write_text
-from rstransfer.core.report import img, mean_std, page, pyplot, read_json, save_figure, table, write_tables
+from rstransfer.core.report import (
+    img,
+    mean_std,
+    page,
+    pyplot,
+    read_json,
+    save_figure,
+    table,
+    write_tables,
+)
 from rstransfer.core.study import StepContext
 
 

@@ -13,7 +13,13 @@ from typing import Any
 
 from rstransfer.core import dist as dist_mod
 from rstransfer.core.errors import ConfigError, DataFormatError
-from rstransfer.core.fit import compile_model, fit, load_model, save_record, setup_runtime
+from rstransfer.core.fit import (
+    compile_model,
+    fit,
+    load_model,
+    save_record,
+    setup_runtime,
+)
 from rstransfer.core.policies import Policy, apply_policy, get_policy, transfer_weights
 from rstransfer.core.study import StepContext
 from rstransfer.data.prepare import Prepared, load_prepared
@@ -21,28 +27,10 @@ from rstransfer.data.splits import TRAIN, VAL
 
 from .model import build_hybridsn
 from .policies import POLICIES
+from .prepare import PREPARED_FILE
 
-PREPARED_FILE = "prepared.h5"
 MODEL_FILE = "model.keras"
 HEAD = "dense_3"
-
-
-def prepare_step(ctx: StepContext) -> dict[str, Any]:
-    from rstransfer.data.prepare import prepare_scene
-    from rstransfer.data.readers import load_dataset
-
-    key = ctx.run["dataset"]
-    cfg = ctx.cfg
-    if key not in cfg["datasets"]:
-        raise ConfigError(f"hsi: unknown dataset {key!r} (declared under datasets: {sorted(cfg['datasets'])})")
-    scene = load_dataset(key, cfg["datasets"][key], Path(cfg.get("data_root", ".")))
-    summary = prepare_scene(scene, cfg, ctx.out / PREPARED_FILE, origin=key)
-    leak = summary["leakage"]
-    return {
-        **summary,
-        "line": f"prepared {key}: {summary['shape']}; split {summary['split']['protocol']}, leakage "
-        f"{leak['test_pixels_with_train_in_window']}/{leak['test_pixels']} test px",
-    }
 
 
 def datasets(

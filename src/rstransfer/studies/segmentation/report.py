@@ -17,6 +17,10 @@ from .data import CLASSES, COLORMAP
 from .settings import MODEL_NAME, RUN_PREFIX
 
 
+def _kappa(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def _pct(v: Any) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}"
 
@@ -30,12 +34,14 @@ def report_tables(runs: list[dict[str, Any]], experiments: list[str]) -> dict[st
     tiles = sorted({m["tile"] for m in runs})
     exps = list(dict.fromkeys(m["experiment"] for m in runs))
     oa = {(m["experiment"], m["tile"]): m["OA"] for m in runs}
+    kappa = {(m["experiment"], m["tile"]): m["Kappa"] for m in runs}
     tile_oa = pd.DataFrame(
         [
             {
                 "experiment": e,
                 **{f"area{t} OA (%)": _pct(oa.get((e, t))) for t in tiles},
                 "mean OA (%)": _pct(float(np.mean([oa[(e, t)] for t in tiles if (e, t) in oa]))),
+                **{f"area{t} Kappa": _kappa(kappa.get((e, t))) for t in tiles},
             }
             for e in exps
         ]
@@ -119,7 +125,8 @@ def build_report(cfg: dict[str, Any], run_dirs: list[Path], out: Path) -> Path:
         f"validation {seg['tiles']['val']}, test {seg['tiles']['test']}. Accuracy = correct / true pixels of "
         f"the class.</p><p class=note>Classes: {legend}</p>",
         f"<p class=note>Experiments: {_experiment_notes(runs)}.</p>",
-        "<h2>Overall accuracy per test tile</h2>",
+        "<h2>Overall accuracy and Kappa per test tile</h2>",
+        f"<p class=note>{_baseline_note(runs)}</p>",
         table(tables["tile_oa"], "tile_oa"),
         "<h2>Training time</h2>",
         table(tables["timing"], "timing"),
@@ -140,6 +147,15 @@ def build_report(cfg: dict[str, Any], run_dirs: list[Path], out: Path) -> Path:
     index = out / "index.html"
     write_text(index, page("rstransfer segmentation", parts))
     return index
+
+
+def _baseline_note(runs: list[dict[str, Any]]) -> str:
+    """What chance looks like: predicting the majority class everywhere gives this OA and Kappa 0."""
+    support = np.sum([m["support"] for m in runs[: len({m["tile"] for m in runs})]], axis=0)
+    k = int(np.argmax(support))
+    share = support[k] / max(1, support.sum())
+    return (f"Baseline: predicting the majority class ({esc(runs[0]['class_names'][k])}) everywhere gives OA "
+            f"{100 * share:.1f} % and Kappa 0 on these test tiles; a model below that has not learned the task.")
 
 
 def _experiment_notes(runs: list[dict[str, Any]]) -> str:
