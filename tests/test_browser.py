@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from conftest import run_cli_in
 from test_leaderboard import Team, three_teams
 from rstransfer.leaderboard import build
 
@@ -181,8 +182,22 @@ def test_leaderboard_renders_the_ranking_in_order(chromium: str, proxy: tuple[in
     check_screenshot(shot)
 
 
+class Links(HTMLParser):
+    """``href`` of every link in a DOM dump."""
+
+    def __init__(self, dom: str) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.feed(dom)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs += [v or "" for k, v in attrs if k == "href"]
+
+
 def test_report_renders_its_tables(chromium: str, proxy: tuple[int, list[str]], tmp_path: Path) -> None:
-    """results/report/index.html as build_report writes it, from fake runs with real-format files."""
+    """results/hsi/report/index.html as build_report writes it, from fake runs with real-format
+    files, and the top-level results/report/index.html (``rstransfer index``) that links it."""
     from PIL import Image
 
     from rstransfer.studies.hsi.report import build_report
@@ -190,10 +205,11 @@ def test_report_renders_its_tables(chromium: str, proxy: tuple[int, list[str]], 
     policies = ["Original", "Network_2", "Network_6"]
     correct = {"Original": 48, "Network_2": 38, "Network_6": 45}
     team = Team(tmp_path, "WG01", {(p, 0): {"correct": correct[p]} for p in policies})
-    runs = [Path(team.layout.evaluate_dir(p, 0)) for p in policies]
+    runs = [Path(team.layout.run_dir("hsi", "evaluate", f"{p}/seed0")) for p in policies]
     for i, run in enumerate(runs):
         Image.new("RGB", (32, 24), (40 * i, 120, 200)).save(run / "map.png")
-    index = build_report(team.cfg, runs, Path(team.layout.report_dir()))
+    index = build_report(team.cfg, runs, Path(team.layout.run_dir("hsi", "report")))
+    assert index == Path(team.cfg["results"]) / "hsi" / "report" / "index.html"
     shot = tmp_path / "results" / "screenshots" / "report.png"
     dom, fetches = render(chromium, proxy, index, shot, tmp_path / "profile")
     assert fetches == []
@@ -202,3 +218,14 @@ def test_report_renders_its_tables(chromium: str, proxy: tuple[int, list[str]], 
     assert [cells[0] for _, cells in tables.body_rows("table5")] == policies
     assert "Team WG01" in " ".join(dom.split()).replace("<b>", "").replace("</b>", "")
     check_screenshot(shot)
+
+    # the top-level page: one relative link per enabled study's report (here hsi only)
+    rc, out, err = run_cli_in(tmp_path, "index", "--config", team.config_file(tmp_path / "wg01.yaml"))
+    assert rc == 0, err
+    top = Path(team.layout.report_index())
+    assert top == Path(team.cfg["results"]) / "report" / "index.html" and str(top) in out
+    dom, fetches = render(chromium, proxy, top, tmp_path / "results" / "screenshots" / "index.png", tmp_path / "profile")
+    assert fetches == []
+    assert Links(dom).hrefs == ["../hsi/report/index.html"]
+    assert (top.parent / "../hsi/report/index.html").resolve() == index.resolve()
+    assert "Team WG01" in " ".join(dom.split()).replace("<b>", "").replace("</b>", "")

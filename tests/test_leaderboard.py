@@ -102,7 +102,8 @@ class Team:
             self.write(policy, seed, **kwargs)
 
     def metrics_path(self, policy: str, seed: int) -> Path:
-        return Path(self.layout.evaluate_dir(policy, seed, file="metrics.json"))
+        """``<results>/hsi/evaluate/<policy>/seed<seed>/metrics.json``: the hsi evaluate run folder."""
+        return Path(self.layout.run_dir("hsi", "evaluate", f"{policy}/seed{seed}", file="metrics.json"))
 
     def write(self, policy: str, seed: int, correct: int | list[int] = 40, **kwargs: Any) -> Path:
         path = self.metrics_path(policy, seed)
@@ -384,6 +385,15 @@ def test_tasks_follow_the_config_and_unknown_tasks_are_rejected(tmp_path: Path) 
                 get_task(name)
 
 
+def test_a_disabled_study_has_no_task(tmp_path: Path) -> None:
+    """Studies are switched by ``<study>.enabled`` now (hsi too): a team that runs only the
+    segmentation study submits only to vaihingen (else rule submit waits for hsi runs no rule makes)."""
+    team = Team(tmp_path, "WG01", {("Network_2", 0): {}})
+    assert active_tasks(validate({**team.cfg, "hsi": {**team.cfg["hsi"], "enabled": False}})) == []
+    seg_only = validate({**team.cfg, "hsi": {**team.cfg["hsi"], "enabled": False}, "segmentation": SEGMENTATION})
+    assert active_tasks(seg_only) == ["vaihingen"]
+
+
 # ------------------------------------------------------------------ vaihingen task
 SEGMENTATION = {
     "enabled": True,
@@ -401,17 +411,23 @@ def seg_confusion(correct: int, per_class: int = 100) -> list[list[int]]:
     return cm.tolist()
 
 
+def seg_metrics_path(team: Team, experiment: str, tile: int) -> Path:
+    """``<results>/segmentation/evaluate/<experiment>/area<tile>/metrics.json``: one evaluate run folder."""
+    return Path(team.layout.run_dir("segmentation", "evaluate", f"{experiment}/area{tile}", file="metrics.json"))
+
+
 def write_tile(team: Team, experiment: str, tile: int, cm: list[list[int]], seconds: float = 40.0) -> Path:
-    """metrics.json as ``rstransfer evaluate-fcn`` writes it (the train_fcn train.json inside)."""
+    """metrics.json as ``rstransfer evaluate --study segmentation`` writes it (the finetune
+    step's train.json inside)."""
     s = scores(np.asarray(cm))
     train = {"experiment": experiment, "model": "resnet50_fcn", "policy": "fcn_all", "pretrained": "none",
              "augment": True, "train_seconds": seconds, "gpu_hours": 0.0, "trainable_params": 23556114,
-             "total_params": 23609234, "epochs_run": 2, "step": "train_fcn"}  # fmt: skip
+             "total_params": 23609234, "epochs_run": 2, "step": "finetune"}  # fmt: skip
     m = {"OA": s["OA"], "AA": s["AA"], "Kappa": s["Kappa"], "class_names": SEG_CLASSES, "confusion_matrix": cm,
          "experiment": experiment, "tile": tile, "tile_split": "test",
          "per_class_accuracy": s["per_class_accuracy"], "support": s["support"], "train": train,
          "weights": "weights.h5", "windows": 15}  # fmt: skip
-    path = Path(team.layout.seg_evaluate_dir(experiment, tile, file="metrics.json"))
+    path = seg_metrics_path(team, experiment, tile)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(m))
     return path
@@ -450,9 +466,8 @@ def test_vaihingen_entries_score_all_test_tiles_together(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda t: Path(t.layout.seg_evaluate_dir("standin_aug", 23, file="metrics.json")).unlink(), "area23/metrics.json: not found"),
-        (lambda t: Path(t.layout.seg_evaluate_dir("standin_aug", 23, file="metrics.json")).write_bytes(
-            Path(t.layout.seg_evaluate_dir("scratch_aug", 23, file="metrics.json")).read_bytes()),
+        (lambda t: seg_metrics_path(t, "standin_aug", 23).unlink(), "area23/metrics.json: not found"),
+        (lambda t: seg_metrics_path(t, "standin_aug", 23).write_bytes(seg_metrics_path(t, "scratch_aug", 23).read_bytes()),
          "experiment/tile/split scratch_aug/23/test is not standin_aug/23/test"),
         (lambda t: write_tile(t, "standin_aug", 23, seg_confusion(50), seconds=1.0), "train differs from the other tiles"),
     ],
@@ -540,6 +555,29 @@ def test_layout_paths(tmp_path: Path) -> None:
     assert lay.leaderboard_file("html") == f"{tmp_path}/board/leaderboard.html"
     solo = Layout.from_config({**team.cfg, "leaderboard": {"dir": ""}})
     assert solo.leaderboard_file("csv") == f"{team.cfg['results']}/leaderboard.csv"
+
+
+def test_tasks_read_the_studies_run_folders(tmp_path: Path) -> None:
+    """The runs a task submits are the evaluate run folders of its study (``<results>/<study>/
+    evaluate/<run>/``, as the registry names them), and rule submit waits for the study's report."""
+    from rstransfer.leaderboard import submit_inputs
+    from rstransfer.studies import get_study
+
+    team = seg_team(tmp_path, "WG01", {"scratch_aug": (60, 80), "standin_aug": (90, 56)})
+    cfg, lay, results = team.cfg, team.layout, team.cfg["results"]
+    assert str(team.metrics_path("Network_2", 0)) == f"{results}/hsi/evaluate/Network_2/seed0/metrics.json"
+    assert str(seg_metrics_path(team, "scratch_aug", 15)) == f"{results}/segmentation/evaluate/scratch_aug/area15/metrics.json"
+
+    def evaluate_runs(study: str) -> list[str]:
+        s = get_study(study)
+        return [lay.run_dir(study, "evaluate", s.steps["evaluate"].run_path(r)) for r in s.runs(cfg, "evaluate")]
+
+    assert TASKS["hsi"].runs(cfg, lay) == evaluate_runs("hsi") == [f"{results}/hsi/evaluate/Network_2/seed0"]
+    assert submit_inputs(cfg, lay, "hsi") == [f"{results}/hsi/report", *evaluate_runs("hsi")]
+    # a vaihingen entry is one experiment: the folder holding its area<N>/ evaluate runs
+    assert TASKS["vaihingen"].runs(cfg, lay) == [f"{results}/segmentation/evaluate/{e}" for e in ("scratch_aug", "standin_aug")]
+    assert submit_inputs(cfg, lay, "vaihingen") == [f"{results}/segmentation/report", *evaluate_runs("segmentation")]
+    assert len(evaluate_runs("segmentation")) == 4
 
 
 def test_dry_run_lists_submit_and_leaderboard(snakemake: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:

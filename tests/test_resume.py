@@ -35,16 +35,19 @@ def prepared(tmp_path_factory):
     """Prepared tiny scenes and a pretrained source model, shared by this module."""
     root = tmp_path_factory.mktemp("resume")
     cfg = root / "config.yaml"
-    cfg.write_text(yaml.safe_dump(tiny_settings(root / "results", {"train": {"finetune": {"epochs": 12, "patience": 100}}})))
-    for step in (["prepare"], ["pretrain", "--threads", "1"]):
-        proc = subprocess.run(["rstransfer", *step, "--config", str(cfg)], env=cli_env(), capture_output=True, text=True)
+    settings = {"hsi": {"seeds": [3], "policies": ["Network_5", "Network_6"],
+                        "train": {"finetune": {"epochs": 12, "patience": 100}}}}
+    cfg.write_text(yaml.safe_dump(tiny_settings(root / "results", settings)))
+    for step in (["prepare", "--all"], ["pretrain", "--all", "--threads", "1"]):
+        proc = subprocess.run(["rstransfer", step[0], "--study", "hsi", *step[1:], "--config", str(cfg)],
+                              env=cli_env(), capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     return {"root": root, "config": cfg}
 
 
 def finetune_cmd(prepared, out: Path, policy: str = "Network_5") -> list[str]:
-    return ["rstransfer", "finetune", "--config", str(prepared["config"]), "--policy", policy,
-            "--seed", "3", "--out", str(out), "--threads", "1"]
+    return ["rstransfer", "finetune", "--study", "hsi", "--config", str(prepared["config"]), "--run", f"{policy}/seed3",
+            "--out", str(out), "--threads", "1"]
 
 
 def history(run: Path) -> list[dict[str, str]]:
@@ -55,7 +58,7 @@ def history(run: Path) -> list[dict[str, str]]:
 
 
 def weights(run: Path) -> list[np.ndarray]:
-    from rstransfer.studies.hsi.train import load_model
+    from rstransfer.core.fit import load_model
 
     return load_model(run / "model.keras").get_weights()
 
@@ -121,6 +124,33 @@ def test_checkpoint_of_other_settings_is_ignored(prepared, uninterrupted, tmp_pa
     assert history(out) == history(uninterrupted)
 
 
+def test_checkpoint_of_other_inputs_is_ignored(prepared, tmp_path):
+    """Same settings, but the prepared target changed (another split seed): the checkpoint was
+    trained on pixels that may now be test pixels, so it must not be resumed."""
+    import shutil
+
+    out = prepared["root"] / "other-inputs"
+    ckpt = out.parent / f".{out.name}.checkpoint"
+    proc = subprocess.Popen(finetune_cmd(prepared, out), env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for_epochs(ckpt, 2, proc)
+    proc.send_signal(signal.SIGUSR1)
+    proc.communicate(timeout=120)
+    cfg = yaml.safe_load(prepared["config"].read_text())
+    cfg["hsi"]["prepare"]["split"]["seed"] = 7
+    other = tmp_path / "split7.yaml"
+    other.write_text(yaml.safe_dump(cfg))
+    target = tmp_path / "target"
+    proc = subprocess.run(["rstransfer", "prepare", "--study", "hsi", "--run", "synthetic_target", "--config", str(other),
+                           "--out", str(target)], env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([*finetune_cmd(prepared, out), "--input", f"data={target}"], env=cli_env(),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" not in proc.stdout
+    shutil.rmtree(out)
+
+
 def test_killed_step_leaves_no_done_looking_output_and_rerun_completes(prepared):
     """SIGKILL at several moments: the run folder never holds a partial set of outputs."""
     out = prepared["root"] / "killed"
@@ -134,8 +164,8 @@ def test_killed_step_leaves_no_done_looking_output_and_rerun_completes(prepared)
         assert present in (set(), RUN_FILES), f"partial outputs after SIGKILL at {delay}s: {present}"
         if present:
             break
-        # temporary files are dot-named siblings, never the declared names
-        assert all(p.name.startswith(".") for p in out.glob("*")) if out.exists() else True
+        # the run folder appears by one rename of its complete staging folder
+        assert not out.exists() or present == RUN_FILES
     proc = subprocess.run(finetune_cmd(prepared, out), env=cli_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert RUN_FILES <= {p.name for p in out.glob("*")}
@@ -149,15 +179,15 @@ def test_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster, tmp
     checkpoint survives, and resubmitting the same job resumes and finishes with the metrics
     of an uninterrupted run."""
     cfg = yaml.safe_load(prepared["config"].read_text())
-    cfg["train"]["finetune"]["epochs"] = 400  # far longer than one minute on this machine
+    cfg["hsi"]["train"]["finetune"]["epochs"] = 400  # far longer than one minute on this machine
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     env = {**cli_env(), "CONFIG": str(config), "RSTRANSFER_VENV": str(REPO_ROOT / ".venv")}
-    out = Path(cfg["results"]) / "finetune/synthetic_source-to-synthetic_target/hybridsn/Network_5/seed3"
+    out = Path(cfg["results"]) / "hsi/finetune/Network_5/seed3"
     ckpt = out.parent / f".{out.name}.checkpoint"
 
     def submit(*extra: str) -> int:
-        cmd = ["sbatch", "--parsable", *extra, str(REPO_ROOT / "jobs/finetune.sbatch"), "Network_5", "3"]
+        cmd = ["sbatch", "--parsable", *extra, str(REPO_ROOT / "jobs/finetune.sbatch"), "hsi", "Network_5/seed3"]
         return int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split(";")[0])
 
     first = submit("--time=1", "--signal=B:USR1@20")
@@ -178,7 +208,7 @@ def test_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster, tmp
     # the uninterrupted reference with the same 400-epoch settings, for the final metrics
     ref = tmp_path / "reference"
     proc = subprocess.run(
-        ["rstransfer", "finetune", "--config", str(config), "--policy", "Network_5", "--seed", "3",
+        ["rstransfer", "finetune", "--study", "hsi", "--config", str(config), "--run", "Network_5/seed3",
          "--out", str(ref), "--threads", "1"], env=cli_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert history(out) == history(ref)

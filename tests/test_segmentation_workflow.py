@@ -148,9 +148,9 @@ def test_train_json_and_history(run: dict[str, Path]) -> None:
     assert len(history) == 1 and 0 <= history["val_accuracy"].iloc[0] <= 1
     for experiment in ("scratch_aug", "heads_transfer"):
         assert sorted(p.name for p in train_dir(run, experiment).iterdir()) == ["history.csv", "train.json", "weights.h5"]
+    assert not (train_dir(run, "scratch_aug").parent / ".scratch_aug.checkpoint").exists()
     # published by one rename: no checkpoint, staging or old folder is left beside the run folders
     assert sorted(p.name for p in train_dir(run, "scratch_aug").parent.iterdir()) == ["heads_transfer", "scratch_aug"]
-    assert not (train_dir(run, "scratch_aug").parent / ".scratch_aug.checkpoint").exists()
 
 
 @pytest.mark.slow  # the module run: about a minute on 2 CPU cores

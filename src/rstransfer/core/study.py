@@ -246,6 +246,7 @@ def run_step(
         raise
     if root:
         publish(staging, final)
+        shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)  # the run is done: nothing to resume
     return summary
 
 
