@@ -1,7 +1,7 @@
 """One training process for tests/test_horovod.py: plain (``--dist none``) or a Horovod rank.
 
-It goes through the training code itself (``train.setup_runtime``, ``dist.init``,
-``train.compile_model``, ``train.fit_and_save``), so the product files (model.keras,
+It goes through the training code itself (``core.fit.setup_runtime``, ``dist.init``,
+``core.fit.compile_model``, ``hsi.train.fit_and_save``), so the product files (model.keras,
 history.csv, train.json) come from rank 0 only, exactly as in a real run. For the test it also
 dumps, per rank, the initial and final weights to ``--dump``/rank<R>.npz and a hash of each
 layer's weights to ``--dump``/rank<R>.json: a folder only the test reads.
@@ -63,15 +63,20 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
+    from types import SimpleNamespace
+
     from rstransfer.core import dist as dist_mod
-    from rstransfer.studies.hsi import train
+    from rstransfer.core import fit as core_fit
+    from rstransfer.core.checkpoint import checkpoint_dir
+    from rstransfer.core.policies import get_policy
     from rstransfer.data.prepare import load_prepared
     from rstransfer.data.splits import TRAIN
-    from rstransfer.models import get_model
-    from rstransfer.policies import get_policy
+    from rstransfer.studies.hsi import train
+    from rstransfer.studies.hsi.model import build_hybridsn
+    from rstransfer.studies.hsi.policies import POLICIES
 
     offset = int(os.environ.get("HOROVOD_RANK", "0")) if args.init_per_rank else 0
-    train.setup_runtime(args.seed + offset, deterministic=True, threads=1)
+    core_fit.setup_runtime(args.seed + offset, deterministic=True, threads=1)
     dist = dist_mod.init(args.dist)
 
     prepared = load_prepared(args.prepared)
@@ -83,12 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     prepared = dataclasses.replace(prepared, split=split)
 
     shape = train.input_shape(prepared)
-    policy = get_policy(args.policy)
+    policy = get_policy(POLICIES, args.policy)
     if policy.from_scratch:
-        model = get_model("hybridsn")(shape, prepared.n_classes, dropout=0.0)
+        model = build_hybridsn(shape, prepared.n_classes, dropout=0.0)
     else:
-        pretrained = train.load_model(args.pretrained)
-        model, _ = train.build_finetune_model("hybridsn", policy, shape, prepared.n_classes, pretrained)
+        pretrained = core_fit.load_model(args.pretrained)
+        model, _ = train.build_finetune_model(policy, shape, prepared.n_classes, pretrained)
     fit_cfg = {
         "epochs": args.epochs,
         "batch_size": args.batch,
@@ -99,10 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         "shuffle": False,
         "warmup_epochs": 0,
     }
-    train.compile_model(model, fit_cfg, dist)
+    core_fit.compile_model(model, fit_cfg, dist)
     init = weights_dict(model, "init")
+    out = Path(args.out)
+    if dist.is_root:
+        out.mkdir(parents=True, exist_ok=True)
+    # the step's context without run_step: products straight into --out (rank 0 writes)
+    ctx = SimpleNamespace(out=out, checkpoint_dir=checkpoint_dir(out), input_digest=lambda: "worker")
     summary = train.fit_and_save(
-        model, prepared, fit_cfg, args.seed, Path(args.out), dist,
+        ctx, model, prepared, fit_cfg, args.seed, dist,
         {"step": "test", "dataset": prepared.dataset, "model": "hybridsn", "policy": policy.name},
     )
 

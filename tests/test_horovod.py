@@ -48,20 +48,23 @@ CONFIG = {
         "synthetic_source": {"reader": "synthetic_source", "options": {"size": 64}},
         "synthetic_target": {"reader": "synthetic_target", "options": {"size": 64}},
     },
-    "hsi": {"source": "synthetic_target", "target": "synthetic_target", "policies": ["Network_2"], "seeds": [0]},
-    "prepare": {
-        "pca_components": 13,
-        "window": 9,
-        "split": {"protocol": "paper", "train": 0.3, "val": 0.1, "test": 0.6, "min_pixels_per_class": 2},
-    },
-    "train": {
-        "finetune": {
-            "epochs": 2, "batch_size": 16, "optimizer": "adam", "learning_rate": 0.001,
-            "patience": 2, "warmup_epochs": 1,
+    "hsi": {
+        "source": "synthetic_target", "target": "synthetic_target", "policies": ["Network_2"], "seeds": [0],
+        "prepare": {
+            "pca_components": 13,
+            "window": 9,
+            "split": {"protocol": "paper", "train": 0.3, "val": 0.1, "test": 0.6, "min_pixels_per_class": 2},
         },
-        "deterministic": True,
+        "train": {
+            "finetune": {
+                "epochs": 2, "batch_size": 16, "optimizer": "adam", "learning_rate": 0.001,
+                "patience": 2, "warmup_epochs": 1,
+            },
+        },
     },
-    "slurm": {"gpu": {"nodes": 1, "gpus_per_node": 2}},
+    "deterministic": True,
+    "segmentation": {"enabled": False},
+    "slurm": {"gpu": {"nodes": 1, "gpus_per_node": 2, "gres": "gpu:4"}},  # gres >= ranks per node (validated)
     "distribution": {"mode": "horovod"},
 }
 PRODUCTS = {"model.keras", "history.csv", "train.json"}
@@ -210,7 +213,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cfg_path.write_text(yaml.safe_dump({"results": str(root / "results"), **CONFIG}))
     cfg = load_config([cfg_path])
     scene = load_dataset("synthetic_target", cfg["datasets"]["synthetic_target"], root)
-    prepared = root / "target.h5"
+    prepared = root / "target" / "prepared.h5"
+    prepared.parent.mkdir()
     prepare_scene(scene, cfg, prepared, origin="synthetic_target")
     hook = root / "hook"
     hook.mkdir()
@@ -295,12 +299,14 @@ def check_rank0_only(out: Path, audit: Path, tree: Path) -> None:
     from rstransfer.core.checkpoint import checkpoint_dir
 
     ckpt = checkpoint_dir(out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(PRODUCTS) and not ckpt.exists()
+    staging = out.parent / f".{out.name}.staging"  # rstransfer.core.study.run_step publishes it as out
+    assert sorted(p.name for p in out.iterdir()) == sorted(PRODUCTS) and not ckpt.exists() and not staging.exists()
     rank1 = [(e, p) for e, p in audit_writes(audit, 1) if inside(p, tree) or inside(p, REPO)]
     assert rank1 == [], f"rank 1 wrote {rank1}"
     rank0 = [(e, p) for e, p in audit_writes(audit, 0) if inside(p, tree) and not inside(p, audit)]
-    products = [p for _, p in rank0 if not inside(p, ckpt) and p != out]
-    assert {p.parent for p in products} == {out}, rank0
+    assert ("os.rename", out) in rank0, rank0  # the one rename that publishes the run folder
+    products = [p for _, p in rank0 if not inside(p, ckpt) and p not in (out, staging) and inside(p, staging)]
+    assert {p.parent for p in products} == {staging}, rank0
     names = {p.name for p in products}
     assert PRODUCTS <= names and all(n in PRODUCTS or n.startswith(tuple(f".{x}." for x in PRODUCTS)) for n in names)
     assert not [p for _, p in audit_writes(audit, 0) if inside(p, REPO)]
@@ -312,9 +318,9 @@ def test_launch_via_horovodrun_writes_the_products_from_rank_0_only(scene, refer
     audit.mkdir()
     env = clean_env(RSTRANSFER_TEST_AUDIT_DIR=str(audit), PYTHONPATH=str(scene["hook"]))
     cfg = str(scene["config"])
-    proc = ok(run([RSTRANSFER, "launch", "--config", cfg, "--", "finetune", "--config", cfg,
-                   "--data", scene["prepared"], "--pretrained", reference["model"], "--policy", "Network_2",
-                   "--seed", "0", "--out", out, "--threads", "1"], cwd=tmp_path, env=env))
+    proc = ok(run([RSTRANSFER, "launch", "--config", cfg, "--", "finetune", "--study", "hsi", "--config", cfg,
+                   "--input", f"data={scene['prepared'].parent}", "--input", f"pretrained={reference['out']}",
+                   "--run", "Network_2/seed0", "--out", out, "--threads", "1"], cwd=tmp_path, env=env))
     assert f"{HOROVODRUN} -np 2 -H localhost:2 --gloo" in proc.stderr
     check_rank0_only(out, audit, tmp_path)
     info = json.loads((out / "train.json").read_text())
@@ -340,7 +346,7 @@ def write_cfg(tmp_path: Path, name: str, override: dict) -> Path:
     return path
 
 
-SUB = ("finetune", "--config", "C.yaml", "--policy", "Network_2", "--seed", "0")
+SUB = ("finetune", "--study", "hsi", "--config", "C.yaml", "--run", "Network_2/seed0")
 
 
 def test_dry_run_outside_slurm_is_horovodrun(tmp_path):
@@ -354,7 +360,7 @@ def test_dry_run_runs_in_process_when_one_rank_or_mode_none_or_not_training(tmp_
     for name, override, sub in [
         ("none.yaml", {"distribution": {"mode": "none"}}, SUB),
         ("one.yaml", {"slurm": {"gpu": {"nodes": 1, "gpus_per_node": 1}}}, SUB),
-        ("eval.yaml", {}, ("evaluate", "--policy", "Network_2", "--seed", "0")),
+        ("eval.yaml", {}, ("evaluate", "--study", "hsi", "--run", "Network_2/seed0")),
     ]:
         cfg = write_cfg(tmp_path, name, override)
         for env in (clean_env(), clean_env(SLURM_JOB_ID="77", SLURM_JOB_NODELIST="gn01")):
@@ -375,7 +381,7 @@ def test_dry_run_inside_slurm_is_srun_over_gloo(tmp_path):
         "--nodes=2", "--ntasks=8", "--ntasks-per-node=4", "--nodelist=gn07,gn08", "--cpus-per-task=4",
         "--kill-on-bad-exit=1"]
     assert Path(words[srun_at + 7]).resolve() == Path(sys.executable).resolve()  # the venv's python
-    assert words[srun_at + 8 :] == ["-m", "rstransfer.launch", "--rank-from-slurm", "--", *SUB]
+    assert words[srun_at + 8 :] == ["-m", "rstransfer.cli", "--rank-from-slurm", "--", *SUB]
     assert {k: assignments[k] for k in (
         "HOROVOD_CONTROLLER", "HOROVOD_CPU_OPERATIONS", "HOROVOD_SIZE", "HOROVOD_LOCAL_SIZE",
         "HOROVOD_CROSS_SIZE", "RSTRANSFER_HVD_HOSTS")} == {
@@ -428,13 +434,13 @@ def test_launch_through_srun_forms_a_gloo_job(scene, reference, tmp_path):
     )
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     cfg = str(scene["config"])
-    proc = ok(run([RSTRANSFER, "launch", "--config", cfg, "--", "finetune", "--config", cfg,
-                   "--data", scene["prepared"], "--pretrained", reference["model"], "--policy", "Network_2",
-                   "--seed", "0", "--out", out, "--threads", "1"], cwd=tmp_path, env=env))
+    proc = ok(run([RSTRANSFER, "launch", "--config", cfg, "--", "finetune", "--study", "hsi", "--config", cfg,
+                   "--input", f"data={scene['prepared'].parent}", "--input", f"pretrained={reference['out']}",
+                   "--run", "Network_2/seed0", "--out", out, "--threads", "1"], cwd=tmp_path, env=env))
     call = json.loads((tmp_path / "srun.json").read_text())
     assert call["opts"] == {"nodes": "1", "ntasks": "2", "ntasks-per-node": "2", "nodelist": host,
                             "cpus-per-task": "3", "kill-on-bad-exit": "1"}
-    assert call["command"][1:5] == ["-m", "rstransfer.launch", "--rank-from-slurm", "--"]
+    assert call["command"][1:5] == ["-m", "rstransfer.cli", "--rank-from-slurm", "--"]
     assert "HOROVOD_GLOO_RENDEZVOUS_PORT=" in proc.stderr and "<port>" not in proc.stderr
     info = json.loads((out / "train.json").read_text())
     assert info["world_size"] == 2 and info["run"]["slurm_job_id"] == "4242"
@@ -447,7 +453,7 @@ def test_launch_through_srun_forms_a_gloo_job(scene, reference, tmp_path):
 
 def test_keras3_guard_raises_before_horovod(monkeypatch):
     from rstransfer.core import dist
-from rstransfer.core import keras as _keras
+    from rstransfer.core import keras as _keras
 
     monkeypatch.setattr(_keras, "IS_KERAS3", True)
     with pytest.raises(RuntimeError, match="Keras 3"):
@@ -461,7 +467,7 @@ def test_keras3_guard_under_real_keras3(tmp_path):
         """
         import sys
         from rstransfer.core import dist
-from rstransfer.core import keras as _keras
+        from rstransfer.core import keras as _keras
         assert _keras.IS_KERAS3, _keras.keras.__version__
         try:
             dist.init("horovod")

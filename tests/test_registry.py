@@ -102,7 +102,7 @@ def test_missing_input_is_one_line_naming_the_folder(tmp_path: Path) -> None:
     assert proc.returncode == 2
     lines = proc.stdout.strip().splitlines()
     assert lines == [f"rstransfer: error: {tmp_path / 'results'}/dummy/finetune/a/seed0: missing input 'run' of "
-                     "dummy evaluate; run the step that makes it first"]
+                     "dummy evaluate (run the step that makes it first, or fix the data path in the config)"]
     assert not (tmp_path / "results" / "dummy" / "evaluate").exists()
 
 

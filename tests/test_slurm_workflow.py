@@ -30,7 +30,14 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 CI_OVERRIDE = REPO / "tests/workflow/slurm-ci.yaml"
-GPU_RULES = ("pretrain", "finetune", "evaluate")
+
+
+def gpu_rules(config: dict) -> dict[str, int]:
+    """Every GPU rule of every enabled study (rstransfer.studies) -> how many jobs it runs."""
+    from rstransfer.studies import enabled_studies
+
+    return {f"{s.name}_{step}": len(s.runs(config, step)) for s in enabled_studies(config)
+            for step, spec in s.steps.items() if spec.kind == "gpu" and s.runs(config, step)}
 
 
 SLURM_LOGS = Path(os.environ.get("PYTEST_SLURM_LOGDIR", "/tmp/rstransfer-test-slurm-logs"))
@@ -79,41 +86,35 @@ def dag_run(slurm_cluster, tmp_path_factory):  # noqa: F811
 def test_demo_dag_runs_through_sbatch(dag_run):
     proc = dag_run["proc"]
     assert proc.returncode == 0, proc.stderr[-4000:]
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    gpu = config["slurm"]["gpu"]
-    n_policies, n_seeds = len(config["hsi"]["policies"]), len(config["hsi"]["seeds"])
+    from rstransfer.core.config import load_config
 
+    config = load_config([REPO / "config.yaml", CI_OVERRIDE])
+    gpu = config["slurm"]["gpu"]
     by_rule = rule_jobs(slurmtools.accounting_enabled() and sacct_since(dag_run["start"]) or [])
-    expected = {"pretrain": 1, "finetune": n_policies * n_seeds, "evaluate": n_policies * n_seeds}
-    assert {r: len(by_rule.get(r, [])) for r in GPU_RULES} == expected
-    for rule in GPU_RULES:
+    expected = gpu_rules(config)
+    assert expected["hsi_finetune"] == len(config["hsi"]["policies"]) * len(config["hsi"]["seeds"])
+    assert {r: len(by_rule.get(r, [])) for r in expected} == expected
+    for rule in expected:
         for rec in by_rule[rule]:
             tres = slurmtools.parse_tres(rec["ReqTRES"])
             assert rec["State"] == "COMPLETED", rec
             assert rec["Partition"] == gpu["partition"], rec
             assert tres.get("gres/gpu") == gpu["gres"].split(":")[-1], rec
             assert rec["Reservation"] == gpu["reservation"], rec
-    # the segmentation branch of the demo: FCN training and tile inference are GPU jobs too
-    seg = config.get("segmentation", {})
-    if seg.get("enabled"):
-        assert len(by_rule.get("train_fcn", [])) == len(seg["experiments"])
-        assert len(by_rule.get("evaluate_fcn", [])) == len(seg["experiments"]) * len(seg["tiles"]["test"])
-        for rec in by_rule["train_fcn"] + by_rule["evaluate_fcn"]:
-            assert rec["State"] == "COMPLETED" and rec["Partition"] == gpu["partition"], rec
-            assert rec["Reservation"] == gpu["reservation"], rec
     # CPU rules stay on the submit host (slurm.cpu.local: true)
-    assert "prepare" not in by_rule and "report" not in by_rule
+    assert not [r for r in by_rule if r.endswith(("_prepare", "_report"))], sorted(by_rule)
     ci_log(f"CI: demo DAG through snakemake --profile slurm: {sum(expected.values())} GPU jobs, "
           f"{dag_run['seconds']:.0f} s, all gres/gpu=1 partition={gpu['partition']} reservation={gpu['reservation']}")
 
 
 def test_report_timing_table_shows_job_ids_and_gpu_hours(dag_run):
     results = dag_run["results"]
-    timing = (results / "report/timing.csv").read_text()
+    timing = (results / "hsi/report/timing.csv").read_text()
     assert "SLURM job ids" in timing and "GPU-hours" in timing
     by_rule = rule_jobs(sacct_since(dag_run["start"]))
-    finetune_ids = {r["JobID"] for r in by_rule["finetune"]}
-    for train_json in results.glob("finetune/*/*/*/seed*/train.json"):
+    finetune_ids = {r["JobID"] for r in by_rule["hsi_finetune"]}
+    assert list(results.glob("hsi/finetune/*/seed*/train.json"))
+    for train_json in results.glob("hsi/finetune/*/seed*/train.json"):
         info = json.loads(train_json.read_text())
         assert info["run"]["slurm_job_id"] in finetune_ids
         assert info["run"]["slurm_partition"] == "gpus"
@@ -132,9 +133,11 @@ def test_rerun_does_nothing(dag_run):
 def _write_jobs_config(path: Path, **overrides) -> Path:
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     cfg["hsi"]["policies"] = ["Network_2"]
-    cfg["train"]["pretrain"]["epochs"] = 1
-    cfg["train"]["finetune"]["epochs"] = 1
-    cfg.setdefault("segmentation", {})["enabled"] = False  # the HSI scripts only
+    cfg["hsi"]["train"]["pretrain"]["epochs"] = 1
+    cfg["hsi"]["train"]["finetune"]["epochs"] = 1
+    for study in cfg:  # the HSI scripts only
+        if isinstance(cfg[study], dict) and "enabled" in cfg[study] and study != "hsi":
+            cfg[study]["enabled"] = False
     cfg.update(overrides)
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -144,8 +147,9 @@ def test_jobs_scripts_chained_with_afterok(slurm_cluster, tmp_path):  # noqa: F8
     """Every jobs/*.sbatch, submitted the way jobs/README.md says, from a scratch folder."""
     config = _write_jobs_config(tmp_path / "config.yaml")
     env = {**os.environ, "CONFIG": str(config), "RSTRANSFER_VENV": str(REPO / ".venv"), "TEAM": "WG07"}
-    chain = [("prepare", []), ("pretrain", []), ("finetune", ["Network_2", "0"]), ("evaluate", ["Network_2", "0"]),
-             ("report", []), ("submit", []), ("leaderboard", [])]
+    chain = [("prepare", ["hsi"]), ("pretrain", ["hsi"]), ("finetune", ["hsi", "Network_2/seed0"]),
+             ("evaluate", ["hsi", "Network_2/seed0"]), ("report", ["hsi"]), ("submit", []), ("leaderboard", [])]
+    cpu_steps = {"prepare", "report", "submit", "leaderboard"}
     ids: list[int] = []
     for name, args in chain:
         dep = [f"--dependency=afterok:{ids[-1]}"] if ids else []
@@ -159,12 +163,15 @@ def test_jobs_scripts_chained_with_afterok(slurm_cluster, tmp_path):  # noqa: F8
         assert results[name].state == "COMPLETED", f"{name}: {results[name].state}\n{err.read_text()[-2000:]}"
         info = results[name].info
         if info:  # scontrol still knows the job (MinJobAge)
-            assert info["Partition"] == "gpus" and info.get("Reservation") == "deep_learning"
+            if name in cpu_steps:  # CPU work asks for no GPU
+                assert info["Partition"] == "cpu" and "gpu" not in info.get("TresPerNode", ""), info
+            else:
+                assert info["Partition"] == "gpus" and info.get("Reservation") == "deep_learning"
     r = tmp_path / "results"
-    assert {p.name for p in (r / "prepare").glob("*.h5")} == {"synthetic_source.h5", "synthetic_target.h5"}
-    metrics = json.loads(next(r.glob("evaluate/*/hybridsn/Network_2/seed0/metrics.json")).read_text())
+    assert {p.name for p in (r / "hsi/prepare").iterdir()} == {"synthetic_source", "synthetic_target"}
+    metrics = json.loads((r / "hsi/evaluate/Network_2/seed0/metrics.json").read_text())
     assert 0 < metrics["OA"] <= 1 and metrics["train"]["run"]["slurm_job_id"] == str(ids[2])
-    assert "Network_2" in (r / "report/index.html").read_text()
+    assert "Network_2" in (r / "hsi/report/index.html").read_text()
     assert "evaluated Network_2 seed 0" in (tmp_path / f"evaluate_out.{ids[3]}").read_text()
     assert list((r / "submissions/WG07/hsi").glob("*.json")), "TEAM=WG07 submission missing"
     assert "WG07" in (r / "leaderboard.html").read_text()
@@ -175,16 +182,20 @@ def _slurm_log_paths(text: str) -> list[Path]:
     return [Path(p) for p in re.findall(re.escape(str(SLURM_LOGS)) + r"/\S+?\.log", text)]
 
 
-def test_failed_job_stops_with_log_path_then_rerun_resumes(slurm_cluster, tmp_path):  # noqa: F811
+def test_failed_job_stops_with_log_path_then_rerun_resumes(slurm_cluster, tmp_path, shared_data):  # noqa: F811
     results = tmp_path / "results"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    # prepare runs as a CPU job here, and the target's files exist but are truncated
+    for name in ("SalinasA_corrected.mat", "SalinasA_gt.mat"):
+        (broken / name).write_bytes((shared_data / "salinas_a" / name).read_bytes()[:300])
     bad = tmp_path / "bad.yaml"
-    # prepare runs as a CPU job here, and the target's data folder does not exist
     bad.write_text(yaml.safe_dump({
-        "datasets": {"salinas_a": {"reader": "salinas_a", "path": str(tmp_path / "missing"), "split": {"block_size": 12}}},
+        "datasets": {"salinas_a": {"reader": "salinas_a", "path": str(broken), "split": {"block_size": 12}}},
         "hsi": {"target": "salinas_a"},
         "slurm": {"cpu": {"local": False}},
     }))
-    targets = [f"{results}/prepare/synthetic_source.h5", f"{results}/prepare/salinas_a.h5"]
+    targets = [f"{results}/hsi/prepare/synthetic_source", f"{results}/hsi/prepare/salinas_a"]
     # --keep-going: let the healthy job finish so the rerun has something not to redo
     proc = snakemake(*targets, "--keep-going", "--configfile", str(CI_OVERRIDE), str(bad),
                      "--config", f"results={results}", timeout=300)
@@ -192,28 +203,25 @@ def test_failed_job_stops_with_log_path_then_rerun_resumes(slurm_cluster, tmp_pa
     assert proc.returncode != 0
     logs = [p for p in _slurm_log_paths(text) if "prepare" in str(p)]
     assert logs, f"no SLURM log path printed:\n{text[-3000:]}"
-    assert (results / "prepare/synthetic_source.h5").exists()
-    assert not (results / "prepare/salinas_a.h5").exists()
-    rule_log = (results / "logs/prepare/salinas_a.log").read_text()
-    assert "rstransfer: error:" in rule_log and "datasets.salinas_a.path" in rule_log
+    assert (results / "hsi/prepare/synthetic_source/prepared.h5").exists()
+    assert not (results / "hsi/prepare/salinas_a").exists()
+    rule_log = (results / "logs/hsi_prepare/salinas_a.log").read_text()
+    assert "rstransfer: error:" in rule_log and "SalinasA_corrected.mat" in rule_log
 
-    done = (results / "prepare/synthetic_source.h5").stat().st_mtime_ns
-    shared = REPO.parent / "shared/data/salinas_a"
-    if not shared.exists():
-        pytest.skip("../shared/data/salinas_a missing: cannot check the resumed rerun")
+    done = (results / "hsi/prepare/synthetic_source/prepared.h5").stat().st_mtime_ns
     good = tmp_path / "good.yaml"
-    good.write_text(bad.read_text().replace(str(tmp_path / "missing"), str(shared)))
+    good.write_text(bad.read_text().replace(str(broken), str(shared_data / "salinas_a")))
     proc = snakemake(*targets, "--configfile", str(CI_OVERRIDE), str(good), "--config", f"results={results}", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (results / "prepare/synthetic_source.h5").stat().st_mtime_ns == done, "finished step was redone"
-    assert (results / "prepare/salinas_a.h5").exists()
+    assert (results / "hsi/prepare/synthetic_source/prepared.h5").stat().st_mtime_ns == done, "finished step was redone"
+    assert (results / "hsi/prepare/salinas_a/prepared.h5").exists()
 
 
 def test_scancelled_job_stops_snakemake(slurm_cluster, tmp_path):  # noqa: F811
     results = tmp_path / "results"
     long_run = tmp_path / "long.yaml"
-    long_run.write_text(yaml.safe_dump({"train": {"pretrain": {"epochs": 500, "patience": 500}}}))
-    target = f"{results}/pretrain/synthetic_source/hybridsn/seed0/model.keras"
+    long_run.write_text(yaml.safe_dump({"hsi": {"train": {"pretrain": {"epochs": 500, "patience": 500}}}}))
+    target = f"{results}/hsi/pretrain/seed0"
     cmd = ["timeout", "-s", "INT", "400", "snakemake", target, "--configfile", str(long_run),
            "--config", f"results={results}", "--profile", "slurm",
            "--slurm-init-seconds-before-status-checks", "2", "--slurm-logdir", str(SLURM_LOGS)]
@@ -222,7 +230,7 @@ def test_scancelled_job_stops_snakemake(slurm_cluster, tmp_path):  # noqa: F811
     deadline = time.monotonic() + 240
     while job_id is None and time.monotonic() < deadline:
         out = slurmtools.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], timeout=15).stdout
-        job_id = next((line.split("|")[0] for line in out.splitlines() if "rule_pretrain" in line), None)
+        job_id = next((line.split("|")[0] for line in out.splitlines() if "rule_hsi_pretrain" in line), None)
         time.sleep(1)
     assert job_id, "pretrain job never started"
     time.sleep(3)
@@ -245,7 +253,7 @@ def test_bad_slurm_section_fails_with_slurm_message(slurm_cluster, tmp_path, ove
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"slurm": {"gpu": override}}))
     t0 = time.monotonic()
-    proc = snakemake(f"{results}/pretrain/synthetic_source/hybridsn/seed0/model.keras",
+    proc = snakemake(f"{results}/hsi/pretrain/seed0",
                      "--configfile", str(CI_OVERRIDE), str(bad), "--config", f"results={results}", timeout=240)
     text = proc.stdout + proc.stderr
     assert proc.returncode not in (0, 124), "snakemake hung or succeeded"
@@ -260,66 +268,68 @@ def test_two_rank_horovod_finetune_job(slurm_cluster, tmp_path):  # noqa: F811
 
     results = tmp_path / "results"
     cfg = tiny_settings(results, {
-        "hsi": {"policies": ["Network_5"]},
+        "hsi": {"policies": ["Network_5"], "train": {"finetune": {"epochs": 2}}},
         "distribution": {"mode": "horovod"},
         "slurm": {"gpu": {"gpus_per_node": 2, "gres": "gpu:2", "reservation": "deep_learning"}},
-        "train": {"finetune": {"epochs": 2}},
         "segmentation": {"enabled": False},
     })
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     env = cli_env(CONFIG=str(config), RSTRANSFER_VENV=str(REPO / ".venv"))
-    for step in (["prepare"], ["pretrain"]):
-        proc = subprocess.run(["rstransfer", *step, "--config", str(config)], env=env, capture_output=True, text=True)
+    for step in ("prepare", "pretrain"):
+        proc = subprocess.run(["rstransfer", step, "--study", "hsi", "--all", "--config", str(config)], env=env,
+                              capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     cmd = ["sbatch", "--parsable", "--ntasks=2", "--ntasks-per-node=2", "--gres=gpu:2",
-           str(REPO / "jobs/finetune.sbatch"), "Network_5", "0"]
+           str(REPO / "jobs/finetune.sbatch"), "hsi", "Network_5/seed0"]
     job_id = int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split(";")[0])
     job = slurmtools.wait_job(job_id, timeout=600)
     err = (tmp_path / f"finetune_err.{job_id}").read_text()
     assert job.state == "COMPLETED", err[-3000:]
     out = (tmp_path / f"finetune_out.{job_id}").read_text()
     assert out.count("finetuned Network_5 seed 0") == 1, out  # rank 0 reports, once
-    for step in (["evaluate", "--policy", "Network_5", "--seed", "0"], ["report"]):
-        proc = subprocess.run(["rstransfer", *step, "--config", str(config)], env=env, capture_output=True, text=True)
+    for step in (["evaluate", "--run", "Network_5/seed0"], ["report"]):
+        proc = subprocess.run(["rstransfer", step[0], "--study", "hsi", *step[1:], "--config", str(config)], env=env,
+                              capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-    info = json.loads(next(results.glob("finetune/*/hybridsn/Network_5/seed0/train.json")).read_text())
+    info = json.loads((results / "hsi/finetune/Network_5/seed0/train.json").read_text())
     assert info["world_size"] == 2 and info["run"]["slurm_job_id"] == str(job_id)
     assert info["run"]["n_gpus"] == 2
     import csv
 
-    (row,) = list(csv.DictReader((results / "report/runs.csv").open()))
+    (row,) = list(csv.DictReader((results / "hsi/report/runs.csv").open()))
     assert row["world_size"] == "2" and row["slurm_job_id"] == str(job_id) and row["gpus"] == "0,1"
     ci_log(f"CI: 2-rank Horovod fine-tune under sbatch (job {job_id}) completed; world_size 2 in the report")
 
 
 def test_segmentation_jobs_under_sbatch(slurm_cluster, tmp_path):  # noqa: F811
-    """jobs/train_resnet50_fcn.sbatch (reduced size: fixture tiles, 64 px patches, 1 epoch) and
-    jobs/evaluate_network.sbatch TILE WEIGHTS, chained with afterok on the local cluster."""
+    """The segmentation study through the same jobs/ scripts (reduced size: fixture tiles, 64 px
+    patches, 1 epoch): finetune.sbatch then evaluate.sbatch, chained with afterok."""
     from conftest import cli_env
     from test_segmentation_workflow import TILE, seg_settings
 
     results = tmp_path / "results"
     config = tmp_path / "seg.yaml"
     config.write_text(yaml.safe_dump(seg_settings(results), sort_keys=False))
-    env = cli_env(CONFIG=str(config), RSTRANSFER_VENV=str(REPO / ".venv"), AUGMENT="True", TRANSFER="False")
-    proc = subprocess.run(["rstransfer", "prepare-vaihingen", "--config", str(config)], env=env,
+    env = cli_env(CONFIG=str(config), RSTRANSFER_VENV=str(REPO / ".venv"))
+    proc = subprocess.run(["rstransfer", "prepare", "--study", "segmentation", "--config", str(config)], env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    weights = results / "segmentation/train/scratch_aug/weights.h5"
+    weights = results / "segmentation/finetune/scratch_aug/weights.h5"
 
     def submit(*args: str) -> int:
         cmd = ["sbatch", "--parsable", *args]
         return int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split(";")[0])
 
-    train = submit(str(REPO / "jobs/train_resnet50_fcn.sbatch"))
-    evaluate = submit(f"--dependency=afterok:{train}", str(REPO / "jobs/evaluate_network.sbatch"), str(TILE), str(weights))
+    train = submit(str(REPO / "jobs/finetune.sbatch"), "segmentation", "scratch_aug")
+    evaluate = submit(f"--dependency=afterok:{train}", str(REPO / "jobs/evaluate.sbatch"), "segmentation",
+                      f"scratch_aug/area{TILE}")
     for name, job_id in (("train", train), ("evaluate", evaluate)):
         job = slurmtools.wait_job(job_id, timeout=900)
         errs = list(tmp_path.glob(f"*_err.{job_id}"))
         assert job.state == "COMPLETED", f"{name}: {job.state}\n" + (errs[0].read_text()[-3000:] if errs else "")
     info = json.loads((weights.parent / "train.json").read_text())
     assert info["run"]["slurm_job_id"] == str(train) and info["run"]["slurm_partition"] == "gpus"
-    metrics = [json.loads(p.read_text()) for p in results.rglob("metrics.json")]
-    assert any(m.get("tile") == TILE and 0 <= m["OA"] <= 1 for m in metrics), metrics
-    ci_log(f"CI: jobs/train_resnet50_fcn.sbatch ({train}) -> jobs/evaluate_network.sbatch ({evaluate}) COMPLETED under sbatch")
+    metrics = json.loads((results / f"segmentation/evaluate/scratch_aug/area{TILE}/metrics.json").read_text())
+    assert metrics["tile"] == TILE and 0 <= metrics["OA"] <= 1
+    ci_log(f"CI: jobs/finetune.sbatch segmentation ({train}) -> jobs/evaluate.sbatch ({evaluate}) COMPLETED under sbatch")

@@ -136,7 +136,7 @@ def _seg_inputs(cfg: dict[str, Any], layout: Layout) -> list[str]:
 
 
 def _seg_read(run: Path, cfg: dict[str, Any], layout: Layout) -> dict[str, Any]:
-    """An experiment's ``rstransfer evaluate-fcn`` tiles (every test tile of the config), scored
+    """An experiment's evaluated tiles (``rstransfer evaluate --study segmentation``) (every test tile of the config), scored
     together: the tiles' confusion matrices are summed, OA/AA/Kappa recomputed from the sum."""
     from rstransfer.core.metrics import scores
 
@@ -181,7 +181,7 @@ TASKS: dict[str, Task] = {
         metric_range=(0.0, 1.0),
         entry_label="policy, seed",
         cost_note="training time and GPU-hours of the fine-tuning run (the shared pre-training is not counted)",
-        enabled=lambda cfg: True,
+        enabled=lambda cfg: bool(cfg["hsi"]["enabled"]),
         runs=_hsi_runs,
         inputs=_hsi_inputs,
         read=_hsi_read,
@@ -192,7 +192,7 @@ TASKS: dict[str, Task] = {
         metric="OA",
         metric_range=(0.0, 1.0),
         entry_label="experiment",
-        cost_note="training time and GPU-hours of the experiment's train_fcn run (not of a run it starts from)",
+        cost_note="training time and GPU-hours of the experiment's finetune run (not of a run it starts from)",
         enabled=lambda cfg: bool(cfg.get("segmentation", {}).get("enabled", False)),
         runs=_seg_runs,
         inputs=_seg_inputs,

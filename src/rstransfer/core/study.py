@@ -206,7 +206,8 @@ def resolve_inputs(study: Study, step: str, cfg: dict[str, Any], run: Run, layou
         for p in value if isinstance(value, list | tuple) else [value]:
             if not Path(p).exists():
                 raise DataFormatError(
-                    f"{p}: missing input {key!r} of {study.name} {step}; run the step that makes it first"
+                    f"{p}: missing input {key!r} of {study.name} {step} (run the step that makes it first, "
+                    "or fix the data path in the config)"
                 )
     return inputs
 

@@ -22,8 +22,8 @@ from .settings import (
     NAME,
     check_segmentation,
     evaluate_runs,
+    is_synthetic,
     pretrained_input,
-    synthetic,
     tile_files,
 )
 
@@ -43,7 +43,7 @@ def _finetune_inputs(cfg: dict[str, Any], run: dict[str, Any], layout: Any) -> d
 
 def _evaluate_inputs(cfg: dict[str, Any], run: dict[str, Any], layout: Any) -> dict[str, Any]:
     inputs = {"run": layout.run_dir(NAME, "finetune", run["experiment"])}
-    if synthetic(cfg):
+    if is_synthetic(cfg):
         inputs["prepared"] = _prepared(layout)  # the synthetic tiles live there
     else:
         inputs["tiles"] = tile_files(cfg, [int(run["tile"])])

@@ -23,7 +23,7 @@ tile's edge) and written, with their class-id masks and origins (tile, row, col)
 chunked, compressed HDF5 file per split. Augmentation (rotations by 90/180/270 degrees and
 flips) happens in the tf.data pipeline (``patch_dataset``), never as stored copies.
 
-Nothing here imports TensorFlow at module level (the Snakefile and ``prepare-vaihingen`` stay
+Nothing here imports TensorFlow at module level (the Snakefile and the prepare step stay
 light).
 """
 

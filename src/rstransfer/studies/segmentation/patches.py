@@ -155,7 +155,7 @@ def load_patches(path: str | Path, shard: tuple[int, int] = (1, 0)) -> PatchSet:
     """Read a split file; ``shard=(size, rank)`` keeps every size-th patch from ``rank``."""
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(f"{path}: patch file missing; run `rstransfer prepare-vaihingen` first")
+        raise DataFormatError(f"{path}: patch file missing; run `rstransfer prepare --study segmentation` first")
     size, rank = shard
     try:
         with h5py.File(path, "r") as f:

@@ -56,21 +56,23 @@ def all_tiles(cfg: dict[str, Any]) -> list[int]:
     return sorted({n for split in cfg[NAME]["tiles"].values() for n in split})
 
 
-def synthetic(cfg: dict[str, Any]) -> bool:
+def is_synthetic(cfg: dict[str, Any]) -> bool:
     return bool(cfg[NAME]["synthetic"]["enabled"])
 
 
 def tile_source(cfg: dict[str, Any], prepare_dir: str | Path | None) -> vh.TileSource:
     """The tiles: the user's folders, or the synthetic set inside the prepare folder."""
-    root = Path(prepare_dir) / TILES_DIR if synthetic(cfg) and prepare_dir is not None else None
+    root = Path(prepare_dir) / TILES_DIR if is_synthetic(cfg) and prepare_dir is not None else None
     return vh.TileSource.from_config(cfg, synthetic_root=root)
 
 
 def tile_files(cfg: dict[str, Any], tiles: list[int]) -> list[str]:
     """The user's tile files that a run reads ([] for the synthetic set, made by prepare)."""
-    if synthetic(cfg):
+    if is_synthetic(cfg):
         return []
     source = vh.TileSource.from_config(cfg)
+    for n in tiles:  # a missing tile is named with its split and the config key, before any job runs
+        source.check_exists([int(n)], tile_split(cfg, int(n)))
     return [str(p) for n in tiles for p in source.paths(int(n)).values()]
 
 

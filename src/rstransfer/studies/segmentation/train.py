@@ -25,7 +25,7 @@ from .settings import (
     WEIGHTS_FILE,
     all_tiles,
     experiment_settings,
-    synthetic,
+    is_synthetic,
     tile_source,
 )
 
@@ -35,7 +35,7 @@ def prepare_step(ctx: StepContext) -> dict[str, Any]:
     from .synthetic import write_synthetic_tiles
 
     seg = ctx.section
-    if synthetic(ctx.cfg):
+    if is_synthetic(ctx.cfg):
         syn = seg["synthetic"]
         write_synthetic_tiles(ctx.out / TILES_DIR, all_tiles(ctx.cfg), syn["height"], syn["width"], syn["seed"])
     source = tile_source(ctx.cfg, ctx.out)
