@@ -47,8 +47,8 @@ def pin_threads(threads: int) -> None:
 
 
 def setup_tf(threads: int, seed: int, deterministic: bool = False) -> None:
-    """The project's own runtime setup (``rstransfer.train.setup_runtime``), used by both sides."""
-    from rstransfer.studies.hsi.train import setup_runtime
+    """The project's own runtime setup (``rstransfer.core.fit.setup_runtime``), used by both sides."""
+    from rstransfer.core.fit import setup_runtime
 
     setup_runtime(seed, deterministic, threads)
 

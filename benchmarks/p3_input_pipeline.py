@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from rstransfer.data.patches import patch_dataset, reference_patches
     from rstransfer.core.dist import Dist
     from rstransfer.studies.hsi.model import build_hybridsn
-    from rstransfer.studies.hsi.train import compile_model
+    from rstransfer.core.fit import compile_model
 
     gt, source = C.label_map(args.seed)
     rows, cols = np.nonzero(gt)

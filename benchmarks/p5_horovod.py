@@ -2,7 +2,7 @@
 
 Measured (this machine, CPU): HybridSN 25x25x30x1 -> 16 classes (5,122,176 params; smaller with
 ``--window/--bands``), Adam, batch ``--batch-size`` per rank, trained through the project's own
-path (``train.setup_runtime``, ``dist.init``, ``train.compile_model``, ``dist.callbacks``) on
+path (``core.fit.setup_runtime``, ``dist.init``, ``core.fit.compile_model``, ``dist.callbacks``) on
 windows cut by ``patch_dataset`` from a seeded random 145x145xB cube at the labelled pixels of the
 Indian Pines ground truth (a synthetic map with as many pixels when the file is absent).
 Each side is a fresh process; ``--warmup`` steps are untimed, the next ``--steps`` are timed.
@@ -54,10 +54,10 @@ def child(args) -> None:
 
     C.setup_tf(args.threads, args.seed)
     from rstransfer.core import dist as dist_mod
-    from rstransfer.studies.hsi import train
     from rstransfer.core.keras import keras
     from rstransfer.data.patches import patch_dataset
-    from rstransfer.models import get_model
+    from rstransfer.core.fit import compile_model
+    from rstransfer.studies.hsi.model import build_hybridsn
 
     dist = dist_mod.init(args.child)
     gt, _ = C.label_map(args.seed)
@@ -67,9 +67,9 @@ def child(args) -> None:
     bs = args.batch_size
     ds = patch_dataset(cube, rows, cols, labels, args.window, bs, shuffle=True, seed=args.seed,
                        shard=dist.shard(), repeat=True)
-    model = get_model("hybridsn")((args.window, args.window, args.bands, 1), N_CLASSES)
+    model = build_hybridsn((args.window, args.window, args.bands, 1), N_CLASSES)
     fit_cfg = {"optimizer": "adam", "learning_rate": 0.001}
-    train.compile_model(model, fit_cfg, dist)
+    compile_model(model, fit_cfg, dist)
 
     marks: dict[str, float] = {}
 
@@ -152,11 +152,13 @@ def train_flops_per_sample(layers: list[tuple[str, float, bool]]) -> float:
 
 
 def estimate(args, steps_ms_cpu: float) -> None:
-    from rstransfer.models import count_params, get_model
-    from rstransfer.policies import apply_policy, policies_for, policy_table
+    from rstransfer.core.policies import apply_policy, policy_table
+    from rstransfer.models import count_params
+    from rstransfer.studies.hsi.model import build_hybridsn
+    from rstransfer.studies.hsi.policies import POLICIES
 
     shape = (25, 25, 30, 1)
-    table = {r["policy"]: r for r in policy_table("hybridsn", shape, N_CLASSES)}
+    table = {r["policy"]: r for r in policy_table(POLICIES, lambda p: build_hybridsn(shape, N_CLASSES, inserted_dense=p.inserted_dense))}
     n_epoch = round(TRAIN_FRACTION * C.N_LABELLED)
     gpus = (1, 2, 4, 8)
     bw = {"intra-node": args.bw_intra, "inter-node": args.bw_inter}
@@ -174,8 +176,8 @@ def estimate(args, steps_ms_cpu: float) -> None:
     print(f"  for scale: this CPU measured {steps_ms_cpu:.0f} ms/step (plain, policy Original, "
           f"batch {args.batch_size}, window {args.window}, {args.bands} comps)")
     rows = []
-    for policy in policies_for("hybridsn"):
-        model = get_model("hybridsn")(shape, N_CLASSES, inserted_dense=policy.inserted_dense)
+    for policy in POLICIES.values():
+        model = build_hybridsn(shape, N_CLASSES, inserted_dense=policy.inserted_dense)
         apply_policy(model, policy)
         trainable = count_params(model.trainable_weights)
         assert trainable == table[policy.name]["trainable_params"]

@@ -28,9 +28,10 @@ def per_patch(model, channels, patch, overlap):  # type: ignore[no-untyped-def]
     import numpy as np
 
     from rstransfer.studies.segmentation import data as vh
+    from rstransfer.studies.segmentation.patches import normalize
 
     h, w = channels.shape[:2]
-    x = vh.normalize(channels)
+    x = normalize(channels)
     acc = np.zeros((h, w, 6), np.float32)
     count = np.zeros((h, w), np.float32)
     for r, c in vh.grid_origins((h, w), patch, overlap):
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     C.setup_tf(args.threads, args.seed)
     from rstransfer.studies.segmentation import data as vh
     from rstransfer.studies.segmentation.model import build_resnet50_fcn
-    from rstransfer.studies.segmentation.steps import predict_tile
+    from rstransfer.studies.segmentation.evaluate import predict_tile
 
     patch = args.patch or (64 if args.quick else 256)
     h = args.height or (256 if args.quick else 1024)

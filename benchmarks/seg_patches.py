@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from rstransfer.core.config import validate
     from rstransfer.studies.segmentation import data as vh
+    from rstransfer.studies.segmentation.patches import prepare_vaihingen
+    from rstransfer.studies.segmentation.synthetic import write_synthetic_tiles
 
     n_tiles = args.tiles or (1 if args.quick else 2)
     height = args.height or (400 if args.quick else 1900)
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     print(C.machine())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "tiles"
-        vh.write_synthetic_tiles(root, [*tiles, 99], height, width, args.seed)
+        write_synthetic_tiles(root, [*tiles, 99], height, width, args.seed)
         source = vh.TileSource(root / "top", root / "gts", None)
         cfg = validate({
             "datasets": {"synthetic_source": {"reader": "synthetic_source"}, "synthetic_target": {"reader": "synthetic_target"}},
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             n_loop = per_patch_loop(source, tiles, patch, args.overlap, Path(tmp) / "loop.h5")
             t_loop = time.perf_counter() - t0
             t0 = time.perf_counter()
-            summary = vh.prepare_vaihingen(cfg, {"train": Path(tmp) / "train.h5"}, source)
+            summary = prepare_vaihingen(cfg, {"train": Path(tmp) / "train.h5"}, source)
             t_prep = time.perf_counter() - t0
             rows.append((t_loop, t_prep))
         n = summary["splits"]["train"]["patches"]

@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     C.setup_tf(args.threads, args.seed)
     from rstransfer.core import dist as dist_mod
     from rstransfer.studies.segmentation import data as vh
+    from rstransfer.studies.segmentation import patches as vp
     from rstransfer.studies.segmentation.model import build_resnet50_fcn
-    from rstransfer.studies.hsi.train import compile_model
+    from rstransfer.core.fit import compile_model
 
     patch = args.patch or (64 if args.quick else 256)
     steps = args.steps or (4 if args.quick else 8)
@@ -48,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     images = rng.integers(0, 255, (n, patch, patch, 3), dtype=np.uint8)
     masks = rng.integers(0, 6, (n, patch, patch), dtype=np.uint8)
-    patches = vh.PatchSet(images, masks, np.zeros((n, 3), np.int32), {"class_names": json.dumps(list(vh.CLASSES))})
-    x, y = vh.normalize(images), masks.astype(np.int32)
+    patches = vp.PatchSet(images, masks, np.zeros((n, 3), np.int32), {"class_names": json.dumps(list(vh.CLASSES))})
+    x, y = vp.normalize(images), masks.astype(np.int32)
     print(C.machine())
     model = build_resnet50_fcn((patch, patch, 3), 6)
     compile_model(model, {"optimizer": "adam", "learning_rate": 1e-4}, dist_mod.Dist())
-    ds = vh.patch_dataset(patches, b, augment=True, shuffle=True, seed=args.seed, steps_per_epoch=steps)
+    ds = vp.patch_dataset(patches, b, augment=True, shuffle=True, seed=args.seed, steps_per_epoch=steps)
     model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)  # warm-up / trace
     model.fit(x[:b], y[:b], batch_size=b, epochs=1, verbose=0)
     t_pipe, t_arr, t_only = [], [], []
