@@ -107,6 +107,8 @@ class Study:
     # ``rstransfer policies``: shape options (classes, bands, window) -> (title, rows of
     # core.policies.policy_table); None for a study without layer policies
     policy_table: Callable[[dict[str, int]], tuple[str, list[dict[str, Any]]]] | None = None
+    # competition tasks of this study: task key -> rstransfer.leaderboard.Task (none: not ranked)
+    leaderboard: dict[str, Any] = field(default_factory=dict)
 
     def is_enabled(self, cfg: dict[str, Any]) -> bool:
         if self.enabled is not None:
