@@ -26,7 +26,7 @@ import pytest
 
 from conftest import run_cli_in
 from test_leaderboard import Team, three_teams
-from rstransfer.leaderboard import build
+from rstransfer.leaderboard.render import build
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

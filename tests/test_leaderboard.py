@@ -26,17 +26,9 @@ import yaml
 from conftest import run_cli_in, tiny_settings
 from rstransfer.core.config import load_schema, validate
 from rstransfer.core.errors import ConfigError
-from rstransfer.leaderboard import (
-    TASKS,
-    SubmissionError,
-    active_tasks,
-    build,
-    content_id,
-    csv_cell,
-    get_task,
-    load_submissions,
-    submit,
-)
+from rstransfer.leaderboard.records import content_id, load_submissions, submit
+from rstransfer.leaderboard.render import build, csv_cell
+from rstransfer.leaderboard.tasks import SubmissionError, active_tasks, all_tasks, get_task
 from rstransfer.core.metrics import scores
 from rstransfer.core.paths import Layout
 
@@ -379,7 +371,7 @@ def test_tasks_follow_the_config_and_unknown_tasks_are_rejected(tmp_path: Path) 
     assert active_tasks(validate({**team.cfg, "segmentation": SEGMENTATION})) == ["hsi", "vaihingen"]
     with pytest.raises(SubmissionError, match="task 'nope': unknown"):
         submit(team.cfg, "nope", team.layout)
-    for name, task in TASKS.items():
+    for name, task in all_tasks().items():
         if task.pending:
             with pytest.raises(SubmissionError, match="not available yet"):
                 get_task(name)
@@ -560,7 +552,7 @@ def test_layout_paths(tmp_path: Path) -> None:
 def test_tasks_read_the_studies_run_folders(tmp_path: Path) -> None:
     """The runs a task submits are the evaluate run folders of its study (``<results>/<study>/
     evaluate/<run>/``, as the registry names them), and rule submit waits for the study's report."""
-    from rstransfer.leaderboard import submit_inputs
+    from rstransfer.leaderboard.tasks import submit_inputs
     from rstransfer.studies import get_study
 
     team = seg_team(tmp_path, "WG01", {"scratch_aug": (60, 80), "standin_aug": (90, 56)})
@@ -572,10 +564,10 @@ def test_tasks_read_the_studies_run_folders(tmp_path: Path) -> None:
         s = get_study(study)
         return [lay.run_dir(study, "evaluate", s.steps["evaluate"].run_path(r)) for r in s.runs(cfg, "evaluate")]
 
-    assert TASKS["hsi"].runs(cfg, lay) == evaluate_runs("hsi") == [f"{results}/hsi/evaluate/Network_2/seed0"]
+    assert all_tasks()["hsi"].runs(cfg, lay) == evaluate_runs("hsi") == [f"{results}/hsi/evaluate/Network_2/seed0"]
     assert submit_inputs(cfg, lay, "hsi") == [f"{results}/hsi/report", *evaluate_runs("hsi")]
     # a vaihingen entry is one experiment: the folder holding its area<N>/ evaluate runs
-    assert TASKS["vaihingen"].runs(cfg, lay) == [f"{results}/segmentation/evaluate/{e}" for e in ("scratch_aug", "standin_aug")]
+    assert all_tasks()["vaihingen"].runs(cfg, lay) == [f"{results}/segmentation/evaluate/{e}" for e in ("scratch_aug", "standin_aug")]
     assert submit_inputs(cfg, lay, "vaihingen") == [f"{results}/segmentation/report", *evaluate_runs("segmentation")]
     assert len(evaluate_runs("segmentation")) == 4
 

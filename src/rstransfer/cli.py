@@ -169,7 +169,8 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 def cmd_submit(args: argparse.Namespace) -> None:
     from rstransfer.core.io import write_json
-    from .leaderboard import active_tasks, submit
+    from .leaderboard.records import submit
+    from .leaderboard.tasks import active_tasks
 
     cfg = _config(args)
     layout = _layout(cfg)
@@ -184,7 +185,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
-    from .leaderboard import build
+    from .leaderboard.render import build
 
     # an organiser may give --dir alone (no config.yaml where the shared folder is)
     cfg = _config(args) if args.config or not args.dir else None

@@ -5,9 +5,9 @@ from rstransfer.core.config import validate, write_effective_config
 from rstransfer.core.paths import Layout
 from rstransfer.core.slurm import slurm_resources
 from rstransfer.core.workflow import step_cli, step_inputs, step_params
-from rstransfer.leaderboard import active_tasks as leaderboard_tasks
-from rstransfer.leaderboard import final_outputs as leaderboard_outputs
-from rstransfer.leaderboard import submit_inputs
+from rstransfer.leaderboard.tasks import active_tasks as leaderboard_tasks
+from rstransfer.leaderboard.tasks import final_outputs as leaderboard_outputs
+from rstransfer.leaderboard.tasks import submit_inputs
 from rstransfer.studies import enabled_studies
 
 

@@ -16,6 +16,7 @@ from rstransfer.core.errors import ConfigError
 from rstransfer.core.study import Step, Study, lazy
 from rstransfer.studies import register
 
+from . import board
 from .policies import POLICIES
 
 NAME = "hsi"
@@ -98,6 +99,7 @@ STUDY = register(
         enabled=lambda cfg: cfg[NAME]["enabled"],
         models={"hybridsn": _hybridsn},
         policy_table=_policy_table,
+        leaderboard=board.TASKS,
         steps={
             "prepare": Step(
                 lazy(f"{__name__}.prepare", "prepare_step"), runs=_datasets, pattern="{dataset}", inputs=_dataset_files,

@@ -17,6 +17,7 @@ import yaml
 from rstransfer.core.study import Step, Study, lazy
 from rstransfer.studies import register
 
+from . import board
 from .policies import POLICIES
 from .settings import (
     NAME,
@@ -78,6 +79,7 @@ STUDY = register(
         check=check_segmentation,
         models={"resnet50_fcn": _fcn},
         policy_table=_policy_table,
+        leaderboard=board.TASKS,
         steps={
             "prepare": Step(
                 lazy(f"{__name__}.train", "prepare_step"), inputs=_prepare_inputs,
