@@ -590,3 +590,16 @@ def active_tasks_of_shipped_config() -> list[str]:
     from conftest import REPO_ROOT
 
     return active_tasks(load_config([REPO_ROOT / "config.yaml"]))
+
+
+def test_cli_leaderboard_dir_typo_is_one_line_error_and_makes_nothing(tmp_path: Path) -> None:
+    """``--dir`` names the shared folder to read: a typo is an error, not a new empty board."""
+    typo = tmp_path / "sharedd" / "board"
+    rc, out, err = run_cli_in(tmp_path, "leaderboard", "--dir", typo)
+    assert rc == 2, out
+    (line,) = err.strip().splitlines()
+    assert line == f"rstransfer: error: --dir {typo}: no such folder (the folder that holds submissions/)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [] and out == ""
+    (tmp_path / "file").write_text("x")
+    rc, _, err = run_cli_in(tmp_path, "leaderboard", "--dir", tmp_path / "file", "--out", tmp_path / "out")
+    assert rc == 2 and "no such folder" in err and not (tmp_path / "out").exists()

@@ -174,7 +174,6 @@ def test_load_dataset_on_fixture() -> None:
 
 @pytest.mark.parametrize("key", ["synthetic_source", "synthetic_target"])
 def test_synthetic_entries(key: str) -> None:
-    pytest.importorskip("rstransfer.data.synthetic")
     scene = load_dataset(key, {"reader": key, "options": {"size": 16}}, FIXTURES)
     assert scene.name == key and scene.cube.dtype == np.float32 and scene.cube.shape[:2] == (16, 16)
 

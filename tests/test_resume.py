@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -213,3 +214,182 @@ def test_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster, tmp
     assert proc.returncode == 0, proc.stderr
     assert history(out) == history(ref)
     ci_log(f"CI: SLURM time limit -> job {first} stopped after {done} epochs; job {second} resumed and completed")
+
+
+# --- the ResNet50-FCN (segmentation): ReduceLROnPlateau's counters travel in the checkpoint ---
+
+SEG_EPOCHS = 4
+SEG_RUN_FILES = {"weights.h5", "history.csv", "train.json"}
+REDUCED = re.compile(r"Epoch (\d+): ReduceLROnPlateau reducing learning rate to (\S+?)\.?$", re.M)
+
+
+def seg_config(root: Path, **train: object) -> Path:
+    """Tiny Vaihingen fixtures (8 train / 4 val patches of 64 px), one experiment (scratch,
+    augmented). ``val_accuracy`` with ReduceLROnPlateau patience 1: the plateau fires on
+    nearly every epoch, so a resumed run whose plateau forgot its best value and wait counter
+    takes another learning-rate path at once (weights differ)."""
+    from test_segmentation_workflow import seg_settings
+
+    settings = seg_settings(root / "results", train={
+        "epochs": SEG_EPOCHS, "patience": 100, "monitor": "val_accuracy", "reduce_lr_patience": 1, **train})
+    seg = settings["segmentation"]
+    seg["experiments"] = {"scratch_aug": seg["experiments"]["scratch_aug"]}
+    settings["hsi"] = {"enabled": False}
+    cfg = root / "seg.yaml"
+    cfg.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return cfg
+
+
+def seg_finetune_cmd(cfg: Path, out: Path | None = None, threads: int = 1) -> list[str]:
+    return ["rstransfer", "finetune", "--study", "segmentation", "--config", str(cfg), "--run", "scratch_aug",
+            "--threads", str(threads), *(["--out", str(out)] if out else [])]
+
+
+def h5_weights(path: Path) -> dict[str, np.ndarray]:
+    import h5py
+
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def reductions(log: str, upto: int | None = None) -> list[tuple[int, str]]:
+    """ReduceLROnPlateau's "Epoch N: ... reducing learning rate to X" lines as (N, X)."""
+    found = [(int(n), lr) for n, lr in REDUCED.findall(log)]
+    return [r for r in found if upto is None or r[0] <= upto]
+
+
+@pytest.fixture(scope="module")
+def seg_prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("segresume")
+    cfg = seg_config(root)
+    proc = subprocess.run(["rstransfer", "prepare", "--study", "segmentation", "--config", str(cfg)],
+                          env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return {"root": root, "config": cfg}
+
+
+@pytest.mark.slow  # three ResNet50-FCN runs of 4 tiny epochs (two at a time): about 2 min on 2 cores
+def test_fcn_sigusr1_then_rerun_resumes_identically(seg_prepared):
+    """The FCN through the same interrupt-and-rerun as HybridSN: history, weights and every
+    learning-rate reduction of ReduceLROnPlateau equal to an uninterrupted run."""
+    cfg, root = seg_prepared["config"], seg_prepared["root"]
+    ref_out, out = root / "uninterrupted", root / "interrupted"
+    ckpt = out.parent / f".{out.name}.checkpoint"
+    # the reference runs alongside (one thread each): same results, half the wall time
+    ref = subprocess.Popen(seg_finetune_cmd(cfg, ref_out), env=cli_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(seg_finetune_cmd(cfg, out), env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_epochs(ckpt, 2, proc, timeout=600)
+        proc.send_signal(signal.SIGUSR1)
+        first_log, err = proc.communicate(timeout=300)
+        assert proc.returncode == EXIT_RESUMABLE, err[-3000:]
+        assert "SIGUSR1" in err.strip().splitlines()[-1]
+        assert not (SEG_RUN_FILES & {p.name for p in out.glob("*")}), "outputs written by an interrupted run"
+        done = int((ckpt / "latest").read_text().split("-")[1])
+        assert 2 <= done < SEG_EPOCHS
+        state = json.loads((ckpt / (ckpt / "latest").read_text().strip() / "state.json").read_text())
+        plateau = state["callbacks"][0]
+        assert {"wait", "best", "cooldown_counter"} <= set(plateau), plateau
+
+        second = subprocess.run(seg_finetune_cmd(cfg, out), env=cli_env(), capture_output=True, text=True)
+        assert second.returncode == 0, second.stderr[-3000:]
+        ref_log, ref_err = ref.communicate(timeout=600)
+        assert ref.returncode == 0, ref_err[-3000:]
+    finally:
+        for p in (proc, ref):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert f"resuming from {ckpt} after epoch {done}" in second.stdout
+    info = json.loads((out / "train.json").read_text())
+    assert info["resumed_after_epoch"] == done and info["epochs_run"] == SEG_EPOCHS
+    # the test only proves something if the plateau acts after the resume point
+    assert [r for r in reductions(ref_log) if r[0] > done], f"no LR reduction after epoch {done}:\n{ref_log}"
+    assert reductions(first_log, upto=done) + reductions(second.stdout) == reductions(ref_log)
+    assert history(out) == history(ref_out)
+    a, b = h5_weights(out / "weights.h5"), h5_weights(ref_out / "weights.h5")
+    assert a.keys() == b.keys() and a
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert not ckpt.exists(), "checkpoint left behind after a finished run"
+    ci_log(f"CI: FCN stopped by SIGUSR1 after {done} epochs; rerun resumed, identical to an uninterrupted run "
+           f"({len(reductions(ref_log))} LR reductions)")
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_fcn_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster, tmp_path):  # noqa: F811
+    """The FCN through jobs/finetune.sbatch under SLURM's time limit, as HybridSN above: the job
+    stops at its limit (--signal USR1, then SIGTERM), the checkpoint survives, and resubmitting
+    the same job resumes and finishes with the history of an uninterrupted run.
+
+    Tiny FCN epochs take 1-8 s here depending on the load, so a fixed --time cannot make sure
+    that the first job checkpoints some epochs yet does not finish: the job starts with 10 min
+    and, once it has checkpointed 2 epochs, ``scontrol update TimeLimit`` cuts its limit to the
+    next whole minute of its run time (SLURM's own time-limit path: signal, SIGTERM, TIMEOUT)."""
+    epochs = 60
+    cfg = seg_config(tmp_path, epochs=epochs)
+    env = {**cli_env(), **{k: v for k, v in slurmtools._client_env().items() if k == "SLURM_CONF"},
+           "CONFIG": str(cfg), "RSTRANSFER_VENV": str(REPO_ROOT / ".venv")}
+    proc = subprocess.run(["rstransfer", "prepare", "--study", "segmentation", "--config", str(cfg)],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = Path(yaml.safe_load(cfg.read_text())["results"]) / "segmentation/finetune/scratch_aug"
+    ckpt = out.parent / f".{out.name}.checkpoint"
+    # the uninterrupted reference alongside, with the job's threads (sbatch --cpus-per-task=2)
+    ref_out = tmp_path / "reference"
+    ref = subprocess.Popen(seg_finetune_cmd(cfg, ref_out, threads=2), env=cli_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+
+    def submit(*extra: str) -> int:
+        cmd = ["sbatch", "--parsable", *extra, str(REPO_ROOT / "jobs/finetune.sbatch"), "segmentation", "scratch_aug"]
+        return int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split(";")[0])
+
+    def epochs_done() -> int:
+        latest = ckpt / "latest"
+        return int(latest.read_text().split("-")[1]) if latest.exists() else 0
+
+    try:
+        first = submit("--time=10", "--signal=B:USR1@30")
+        deadline = time.monotonic() + 900
+        while epochs_done() < 2:
+            state = slurmtools.scontrol_job(first).get("JobState", "")
+            assert state in ("PENDING", "CONFIGURING", "RUNNING"), (
+                f"job {first} {state} before 2 epochs:\n" + (tmp_path / f"finetune_err.{first}").read_text()[-3000:])
+            assert time.monotonic() < deadline, "no checkpoint of 2 epochs after 15 min"
+            time.sleep(1)
+        run_time = slurmtools.scontrol_job(first)["RunTime"]  # [D-]HH:MM:SS
+        h, m, s = (int(x) for x in run_time.split("-")[-1].split(":"))
+        limit = max(1, -(-(h * 3600 + m * 60 + s) // 60))  # minutes, rounded up
+        slurmtools.run(["scontrol", "update", f"JobId={first}", f"TimeLimit={limit}"])
+        job = slurmtools.wait_job(first, timeout=300)
+        assert job.state in ("TIMEOUT", "FAILED"), job.state  # stopped, not finished
+        err = (tmp_path / f"finetune_err.{first}").read_text()
+        done = epochs_done()
+        assert 2 <= done < epochs and not (out / "train.json").exists(), err[-2000:]
+
+        second = submit("--time=20")
+        job = slurmtools.wait_job(second, timeout=1800)
+        log = (tmp_path / f"finetune_out.{second}").read_text()
+        assert job.state == "COMPLETED", (tmp_path / f"finetune_err.{second}").read_text()[-2000:]
+        assert f"resuming from {ckpt} after epoch {done}" in log
+        info = json.loads((out / "train.json").read_text())
+        assert info["resumed_after_epoch"] == done and info["epochs_run"] == epochs
+        assert info["run"]["slurm_job_id"] == str(second)
+        _, ref_err = ref.communicate(timeout=1800)
+        assert ref.returncode == 0, ref_err[-3000:]
+    finally:
+        if ref.poll() is None:
+            ref.kill()
+            ref.wait()
+    assert history(out) == history(ref_out)
+    a, b = h5_weights(out / "weights.h5"), h5_weights(ref_out / "weights.h5")
+    assert a.keys() == b.keys() and a
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    ci_log(f"CI: SLURM time limit -> FCN job {first} stopped after {done} epochs; job {second} resumed and completed, "
+           "identical to an uninterrupted run")

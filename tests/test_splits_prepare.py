@@ -1,5 +1,6 @@
-"""Splits (leakage, coverage, determinism, class checks), prepare (reduction fitted on training
-pixels only, the HDF5 it writes) and patch serving (tf.data windows vs. the reference loop)."""
+"""Splits (buffer guarantees, coverage, determinism, class checks), prepare (reduction fitted on
+training pixels only, the HDF5 it writes), the paper set-up config, and patch serving (tf.data
+windows vs. the reference loop). The leakage figures themselves: test_leakage.py."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import numpy as np
 import pytest
 
 from rstransfer.core.config import load_config
+from rstransfer.data.leakage import leakage
 from rstransfer.data.patches import patch_dataset, reference_patches
-from rstransfer.data.prepare import apply_reduction, load_prepared, prepare_scene
-from rstransfer.data.readers import read_ground_truth
+from rstransfer.data.prepare import apply_reduction, load_prepared, prepare_scene, split_settings
+from rstransfer.data.readers import dataset_files, read_ground_truth
 from rstransfer.data.scene import Scene
 from rstransfer.data.splits import (
     SPLITS,
@@ -25,7 +27,6 @@ from rstransfer.data.splits import (
     VAL,
     SplitSettings,
     disjoint_split,
-    leakage,
     make_split,
     paper_split,
 )
@@ -67,37 +68,21 @@ def cfg(tiny_config: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------
 
 
-def test_leakage_counts_train_pixels_inside_the_window() -> None:
-    split = np.zeros((15, 15), dtype=np.uint8)
-    split[7, 7] = TRAIN
-    split[7, 9] = TEST  # Chebyshev distance 2: inside a 5x5 window
-    split[7, 10] = TEST  # distance 3: outside
-    split[0, 0] = TEST
-    split[5, 5] = VAL  # distance 2
-    leak = leakage(split, 5)
-    assert leak == {
-        "window": 5,
-        "test_pixels": 3,
-        "test_pixels_with_train_in_window": 1,
-        "mean_train_pixels_per_test_window": pytest.approx(1 / 3),
-        "val_pixels_with_train_in_window": 1,
-    }
-    # a 7x7 window reaches distance 3 as well
-    assert leakage(split, 7)["test_pixels_with_train_in_window"] == 2
-
-
 @pytest.mark.parametrize("scene_name", ["source", "target"])
 @pytest.mark.parametrize("window,block_size", [(13, 16), (9, 16), (25, 32)])
 def test_disjoint_split_has_no_leakage_on_synthetic_scenes(
     scene_name: str, window: int, block_size: int, source_scene: Scene, target_scene: Scene
 ) -> None:
+    """The default buffer: no pixel inside a training window is inside a val or test window."""
     scene = source_scene if scene_name == "source" else target_scene
     split = disjoint_split(scene.labels, settings(window=window, block_size=block_size))
     leak = leakage(split, window)
-    assert leak["test_pixels"] > 100
+    assert leak["test_pixels"] > 100 and leak["train_pixels"] > 100 and leak["val_pixels"] > 100
     assert leak["test_pixels_with_train_in_window"] == 0
     assert leak["val_pixels_with_train_in_window"] == 0
     assert leak["mean_train_pixels_per_test_window"] == 0.0
+    assert leak["shared_pixels_train_test"] == leak["shared_pixels_train_val"] == leak["shared_pixels_val_test"] == 0
+    assert leak["test_windows_sharing_pixels_with_train"] == 0
 
 
 @pytest.mark.parametrize("scene_name", ["source", "target"])
@@ -179,28 +164,35 @@ def test_paper_split_leaks_on_indian_pines(indian_pines_gt: tuple[np.ndarray, tu
     assert leak["mean_train_pixels_per_test_window"] > 50
 
 
+@pytest.mark.parametrize("buffer", ["window", "centre"])
 @pytest.mark.parametrize("block_size,seed", [(8, 0), (16, 0), (16, 1), (25, 2)])
 def test_disjoint_split_has_no_leakage_on_indian_pines(
-    block_size: int, seed: int, indian_pines_gt: tuple[np.ndarray, tuple[str, ...]]
+    buffer: str, block_size: int, seed: int, indian_pines_gt: tuple[np.ndarray, tuple[str, ...]]
 ) -> None:
     labels, _ = indian_pines_gt
-    split = disjoint_split(labels, settings(window=25, block_size=block_size, seed=seed))
+    split = disjoint_split(labels, settings(window=25, block_size=block_size, seed=seed, buffer=buffer))
     leak = leakage(split, 25)
-    assert leak["test_pixels"] > 100
-    assert int((split == TRAIN).sum()) > 2000
+    assert leak["test_pixels"] > 100 and leak["train_pixels"] > 500
     assert leak["test_pixels_with_train_in_window"] == 0
     assert leak["val_pixels_with_train_in_window"] == 0
+    shared = (leak["shared_pixels_train_test"], leak["shared_pixels_train_val"], leak["shared_pixels_val_test"])
+    assert shared == (0, 0, 0) if buffer == "window" else leak["shared_pixels_train_test"] > 0
     assert np.all(split[labels == 0] == UNUSED)
 
 
 def test_disjoint_split_on_indian_pines_names_the_class_it_cannot_split(
     indian_pines_gt: tuple[np.ndarray, tuple[str, ...]],
 ) -> None:
-    """Alfalfa is one 11x7 px field: a 12 px buffer cannot leave it in train and test at once,
+    """Alfalfa is one 11x7 px field: a 25 px buffer cannot leave it in train and test at once,
     so the default settings must fail loudly, naming the class and the keys to change."""
     labels, names = indian_pines_gt
-    with pytest.raises(DataFormatError, match=r"class 1 'Alfalfa' \(46 px\).*prepare\.split\.block_size"):
+    with pytest.raises(
+        DataFormatError, match=r"class 1 'Alfalfa' \(46 px\).*prepare\.split\.block_size, prepare\.split\.buffer"
+    ):
         make_split(labels, names, settings(window=25), "indian_pines")
+    # min_pixels_per_class 0 keeps going (the classes the buffer removed are named: test_leakage.py)
+    split = make_split(labels, names, settings(window=25, min_pixels=0), "indian_pines")
+    assert (split == TEST).any()
 
 
 # ------------------------------------------------------------------------------------------

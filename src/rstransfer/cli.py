@@ -189,6 +189,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
     # an organiser may give --dir alone (no config.yaml where the shared folder is)
     cfg = _config(args) if args.config or not args.dir else None
+    if args.dir and not Path(args.dir).is_dir():  # a typo must not become a new, empty board
+        raise UsageError(f"--dir {args.dir}: no such folder (the folder that holds submissions/)")
     root = Path(args.dir) if args.dir else Path(_layout(cfg).leaderboard_file("html")).parent
     title = args.title or (cfg["leaderboard"]["title"] if cfg else "rstransfer leaderboard")
     b = build(root, Path(args.out) if args.out else None, title=title)

@@ -103,6 +103,7 @@ def make_callbacks(
             self.best_weights: list[np.ndarray] | None = None
             self.rows: list[dict[str, float]] = []
             self.resumed_from = 0
+            self.saved_callbacks: list[dict[str, Any]] = []
             self._t0 = 0.0
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -132,15 +133,25 @@ def make_callbacks(
             self.rows = state["rows"]
             self.best = state["best"]
             self.best_epoch = state["best_epoch"]
-            for cb, saved in zip(stateful or [], state.get("callbacks", []), strict=False):
-                for key, value in saved.items():
-                    setattr(cb, key, value)
+            self.saved_callbacks = state.get("callbacks", [])
             self.best_weights = best_weights
             self.resumed_from = len(self.rows)
+
+        def restore_callbacks(self) -> None:
+            """Put the saved counters back into ``stateful``. Runs from the checkpointer's
+            on_train_begin, i.e. after theirs: ReduceLROnPlateau resets wait/best there."""
+            for cb, saved in zip(stateful or [], self.saved_callbacks, strict=False):
+                for key, value in saved.items():
+                    setattr(cb, key, value)
 
     recorder = Recorder()
 
     class Checkpointer(keras.callbacks.Callback):
+        """Last in the callback list: restores the stateful callbacks after they reset."""
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            recorder.restore_callbacks()
+
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if stopper.interrupted:
                 return
@@ -157,7 +168,8 @@ def callback_state(cb: Any) -> dict[str, Any]:
     for key, value in vars(cb).items():
         if isinstance(value, np.generic):
             value = value.item()
-        if isinstance(value, bool | int | float | str) and not key.startswith("_"):
+        # verbose stays per rank (only rank 0 prints)
+        if isinstance(value, bool | int | float | str) and not key.startswith("_") and key != "verbose":
             out[key] = value
     return out
 

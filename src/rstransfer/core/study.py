@@ -254,10 +254,50 @@ def run_step(
 
 
 def publish(staging: Path, final: Path) -> None:
-    """Replace ``final`` by ``staging`` (one rename; an old folder is moved aside first)."""
+    """Replace ``final`` by ``staging`` as one unit: at every instant the run folder is either
+    absent (first run), the old complete folder or the new complete one.
+
+    With an old folder, the two are swapped by one atomic exchange (Linux ``renameat2``); where
+    that is unavailable, the old folder is moved aside, the new one renamed in, and on an error
+    in between the old one is put back (a hard kill exactly there leaves no run folder: the step
+    reruns). The old folder is deleted last; a leftover hidden sibling is removed by the next run.
+    """
     old = final.parent / f".{final.name}.old"
     shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
+    if final.exists() and _exchange(staging, final):
+        shutil.rmtree(staging, ignore_errors=True)  # now the old folder
+        return
+    try:
+        if final.exists():
+            os.rename(final, old)
+        os.rename(staging, final)
+    except BaseException:
+        if old.exists() and not final.exists():
+            os.rename(old, final)  # nothing lost: the old complete folder is back
+        raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (``renameat2(RENAME_EXCHANGE)``); False where the
+    platform or filesystem cannot."""
+    import ctypes
+    import errno
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, musl
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False  # e.g. NFS: the move-aside path below
+    raise OSError(err, os.strerror(err), str(a), None, str(b))

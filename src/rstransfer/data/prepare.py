@@ -17,7 +17,8 @@ import numpy as np
 from rstransfer.core.errors import ConfigError, DataFormatError
 from rstransfer.core.io import atomic_path
 from .scene import Scene
-from .splits import SPLIT_NAMES, TEST, TRAIN, VAL, SplitSettings, leakage, make_split
+from .leakage import buffer_violations, leakage
+from .splits import TRAIN, SplitSettings, class_counts, make_split, split_summary
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def split_settings(cfg: dict[str, Any], dataset: str | None = None) -> SplitSett
         window=prep["window"],
         seed=sp["seed"],
         min_pixels=sp["min_pixels_per_class"],
+        buffer=sp.get("buffer", "window"),
     )
 
 
@@ -94,16 +96,13 @@ def prepare_scene(scene: Scene, cfg: dict[str, Any], out: Path, origin: str) -> 
     """Split, fit the reduction on training pixels, write the HDF5 atomically; return the summary."""
     settings = split_settings(cfg, scene.name)
     split = make_split(scene.labels, scene.class_names, settings, origin)
-    leak = leakage(split, settings.window)
-    if settings.protocol == "disjoint" and leak["test_pixels_with_train_in_window"] != 0:
-        raise AssertionError(f"{origin}: disjoint split leaks: {leak}")  # a bug, not bad input
+    leak = leakage(split, settings.window)  # from the window footprints, not from the split's rule
+    broken = buffer_violations(leak, settings.buffer) if settings.protocol == "disjoint" else {}
+    if broken:
+        raise AssertionError(f"{origin}: disjoint split with buffer {settings.buffer} leaks: {broken}")  # a bug
     params = fit_reduction(scene.cube, split == TRAIN, cfg["hsi"]["prepare"]["pca_components"], origin)
     reduced = apply_reduction(scene.cube, params)
 
-    counts = {
-        SPLIT_NAMES[k]: [int(((split == k) & (scene.labels == c)).sum()) for c in range(1, scene.n_classes + 1)]
-        for k in (TRAIN, VAL, TEST)
-    }
     summary = {
         "dataset": scene.name,
         "shape": list(scene.cube.shape),
@@ -111,7 +110,8 @@ def prepare_scene(scene: Scene, cfg: dict[str, Any], out: Path, origin: str) -> 
         "stand_in": scene.stand_in,
         "notes": scene.notes,
         "split": asdict(settings),
-        "pixels_per_class": counts,
+        "pixels_per_class": class_counts(scene.labels, split, scene.n_classes),
+        "buffer": split_summary(scene.labels, split, scene.class_names, settings),
         "leakage": leak,
         "pca_explained_variance": float(params["pca_explained_variance_ratio"].sum()),
     }

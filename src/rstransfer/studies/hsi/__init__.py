@@ -1,8 +1,15 @@
 """HybridSN hyperspectral transfer (Roy et al., GRSL 2020; the fine-tuning paper's eight policies).
 
-prepare (source and target scene: split, scaling + PCA fitted on training pixels) -> pretrain
-(HybridSN on the source) -> finetune x policies x seeds (on the target) -> evaluate (test
-pixels, scene map) -> report (Table 4/5 layouts, timing, curves, maps).
+prepare (source and target scene: split under a buffer, scaling + PCA fitted on training
+pixels) -> pretrain (HybridSN on the source, then scored on the source's own test pixels) ->
+finetune x policies x seeds (on the target) -> evaluate (test pixels, scene map) -> report
+(Table 3/4/5 layouts, leakage figures, timing, accuracy and loss curves, maps).
+
+One ``hsi.prepare.pca_components`` serves both scenes on purpose: HybridSN's ``conv2d_1`` reads
+(components - 12) x 32 channels, so a source reduced to 30 components and a target reduced to 15
+(the HybridSN paper's per-dataset choice) give kernels of different shapes, and every policy
+that freezes ``conv2d_1`` (Network_2/3/4) would freeze a random layer. ``finetune`` refuses
+such a pair; config/paper_ip_to_urban.yaml says what it uses instead.
 """
 
 from __future__ import annotations
@@ -132,7 +139,8 @@ STUDY = register(
                     "runs": [layout.run_dir(NAME, "evaluate", _run_path(r)) for r in _policy_runs(cfg)],
                     "pretrain": _pretrain_dir(cfg, layout),
                 },
-                help="Table 4/5 layouts, timing, curves, maps, confusion matrices",
+                params=lambda cfg, run: cfg[NAME]["report"],
+                help="Table 3/4/5 layouts, leakage, source model, timing, curves, maps, confusion matrices",
             ),
         },
     )

@@ -1,7 +1,9 @@
 """evaluate: test-pixel metrics and a whole-scene classification map for one trained model.
 
 Prediction runs in batches through the same patch pipeline as training (no per-pixel
-Python loop). Test pixels are touched here and nowhere else.
+Python loop). Test pixels are scored only by ``test_scores``: here, and once more by the
+pretrain step for the source model on the source scene's own test pixels (``SOURCE_FILE``),
+after its training and model selection are over.
 """
 
 from __future__ import annotations
@@ -31,6 +33,27 @@ def predict_pixels(model: Any, prepared: Prepared, rows: np.ndarray, cols: np.nd
     ds = patch_dataset(prepared.cube, rows, cols, None, prepared.window, batch_size)
     probs = model.predict(ds, verbose=0)
     return probs.argmax(axis=-1).astype(np.int32)
+
+
+SOURCE_FILE = "source_test.json"  # in the pretrain run folder: the source model on its own test pixels
+
+
+def test_scores(model: Any, prepared: Prepared, batch_size: int) -> dict[str, Any]:
+    """OA/AA/Kappa, per-class accuracy and confusion matrix on the test pixels of ``prepared``,
+    with the split's leakage figures and buffer summary beside them."""
+    rows, cols, y_true = prepared.pixels(TEST)
+    y_pred = predict_pixels(model, prepared, rows, cols, batch_size)
+    cm = confusion_matrix(y_true, y_pred, prepared.n_classes)
+    return {
+        "dataset": prepared.dataset,
+        "class_names": list(prepared.class_names),
+        **scores(cm),
+        "confusion_matrix": cm.tolist(),
+        "n_test": int(len(y_true)),
+        "split": prepared.attrs["split"]["protocol"],
+        "leakage": prepared.attrs["leakage"],
+        "buffer": prepared.attrs.get("buffer", {}),
+    }
 
 
 def predict_scene(model: Any, prepared: Prepared, batch_size: int) -> np.ndarray:
@@ -70,6 +93,28 @@ def save_map_png(path: Path, predicted: np.ndarray, labels: np.ndarray, class_na
     save_figure(fig, path)
 
 
+def write_tables(out_dir: Path, tested: dict[str, Any], prefix: str = "") -> None:
+    """``confusion.csv`` and ``per_class.csv`` (names prefixed) of a ``test_scores`` result."""
+    names, cm = tested["class_names"], np.asarray(tested["confusion_matrix"])
+    write_text(out_dir / f"{prefix}confusion.csv", confusion_csv(names, cm))
+    write_text(
+        out_dir / f"{prefix}per_class.csv",
+        "class,accuracy,support\n"
+        + "".join(
+            f"{n},{'' if a is None else f'{a:.6f}'},{s}\n"
+            for n, a, s in zip(names, tested["per_class_accuracy"], tested["support"], strict=True)
+        ),
+    )
+
+
+def evaluate_source(model: Any, prepared: Prepared, batch_size: int, out_dir: Path) -> dict[str, Any]:
+    """The pre-trained model on the source scene's own held-out test pixels (pretrain step, rank 0)."""
+    tested = test_scores(model, prepared, batch_size)
+    write_tables(out_dir, tested, prefix="source_")
+    write_json(out_dir / SOURCE_FILE, tested)
+    return tested
+
+
 def evaluate_step(ctx: StepContext) -> dict[str, Any]:
     """Test-pixel metrics, confusion matrix and scene map of one fine-tuned run."""
     run_dir = Path(ctx.inputs["run"])
@@ -80,10 +125,8 @@ def evaluate_step(ctx: StepContext) -> dict[str, Any]:
     batch = ctx.section["evaluate"]["batch_size"]
     out_dir = ctx.out
 
-    rows, cols, y_true = prepared.pixels(TEST)
-    y_pred = predict_pixels(model, prepared, rows, cols, batch)
-    cm = confusion_matrix(y_true, y_pred, prepared.n_classes)
-    result = scores(cm)
+    tested = test_scores(model, prepared, batch)
+    result = {k: tested[k] for k in ("OA", "AA", "Kappa", "per_class_accuracy", "support")}
 
     t0 = time.perf_counter()
     scene_pred = predict_scene(model, prepared, batch)
@@ -95,27 +138,13 @@ def evaluate_step(ctx: StepContext) -> dict[str, Any]:
         "policy": train_info["policy"],
         "seed": train_info["seed"],
         "model": train_info["model"],
-        "class_names": list(prepared.class_names),
-        **result,
-        "confusion_matrix": cm.tolist(),
-        "n_test": int(len(y_true)),
-        "split": prepared.attrs["split"]["protocol"],
-        "leakage": prepared.attrs["leakage"],
+        **tested,
         "map_seconds": map_seconds,
         "map_pixels_per_second": scene_pred.size / map_seconds if map_seconds else None,
         "train": train_info,
         "history": history,
     }
-    names = list(prepared.class_names)
-    write_text(out_dir / "confusion.csv", confusion_csv(names, cm))
-    write_text(
-        out_dir / "per_class.csv",
-        "class,accuracy,support\n"
-        + "".join(
-            f"{n},{'' if a is None else f'{a:.6f}'},{s}\n"
-            for n, a, s in zip(names, result["per_class_accuracy"], result["support"], strict=True)
-        ),
-    )
+    write_tables(out_dir, tested)
     save_map_png(
         out_dir / "map.png", scene_pred, prepared.labels, prepared.class_names,
         f"{prepared.dataset} | {train_info['policy']} seed {train_info['seed']} | OA {result['OA']:.3f}",

@@ -2,12 +2,15 @@
 
 ``pretrain`` and ``finetune`` differ only in how the model is built (fresh vs. pretrained
 weights + a policy); both end in ``core.fit.fit`` and write ``model.keras``, ``history.csv``
-and ``train.json`` into the run folder.
+and ``train.json`` (with the software and hardware the job ran on: ``environment``) into the
+run folder. ``pretrain`` then scores the source model on the source scene's own held-out test
+pixels (``evaluate.SOURCE_FILE``), as the paper reports it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +61,69 @@ def datasets(
     return {"train": train, "val": val, "steps": steps, "val_steps": val_steps, "n_train": len(y), "n_val": len(vy)}
 
 
+def _version(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """What this job ran on (the paper's Table 3): versions, GPU model as TensorFlow sees it, node."""
+    import os
+    import platform
+    import socket
+
+    import tensorflow as tf
+
+    from rstransfer.core.keras import keras
+
+    gpus = tf.config.list_physical_devices("GPU")
+    models = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+    return {
+        "node": os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
+        "gpu_model": ", ".join(sorted(set(models))) or "none (CPU only)",
+        "gpus_visible": len(gpus),
+        "cpu_model": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": f"{keras.__name__} {keras.__version__}",
+        "horovod": _version("horovod"),
+        "cuda": tf.sysconfig.get_build_info().get("cuda_version", "n/a"),
+    }
+
+
 def fit_and_save(ctx: StepContext, model: Any, prepared: Prepared, fit_cfg: dict[str, Any], seed: int,
-                 dist: dist_mod.Dist, extra: dict[str, Any]) -> dict[str, Any]:
-    """Fit with model selection on validation data; rank 0 writes the run folder."""
+                 dist: dist_mod.Dist, extra: dict[str, Any],
+                 after_fit: Callable[[Any], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Fit with model selection on validation data; rank 0 writes the run folder (and runs
+    ``after_fit(model)``, whose result joins the record)."""
     data = datasets(prepared, fit_cfg, seed, dist)
     record = fit(
         model, lambda first: datasets(prepared, fit_cfg, seed, dist, first_epoch=first), fit_cfg, seed,
         ctx.checkpoint_dir, dist, {"extra": extra, "inputs": ctx.input_digest()},
     )
-    record = {**extra, **record, "n_train": data["n_train"], "n_val": data["n_val"]}
+    record = {**extra, **record, "n_train": data["n_train"], "n_val": data["n_val"], "environment": environment()}
     if dist.is_root:
         model.save(ctx.out / MODEL_FILE)
+        if after_fit is not None:
+            record.update(after_fit(model))
         save_record(ctx.out, record)
     dist.barrier()
     record.pop("_rows", None)
@@ -88,12 +143,23 @@ def pretrain_step(ctx: StepContext) -> dict[str, Any]:
     model = build_hybridsn(input_shape(prepared), prepared.n_classes)
     fit_cfg = hsi["train"]["pretrain"]
     compile_model(model, fit_cfg, dist)
+
+    def source_test(trained: Any) -> dict[str, Any]:
+        from .evaluate import evaluate_source
+
+        tested = evaluate_source(trained, prepared, hsi["evaluate"]["batch_size"], ctx.out)
+        return {"source_test": {k: tested[k] for k in ("OA", "AA", "Kappa", "n_test")}}
+
     s = fit_and_save(
         ctx, model, prepared, fit_cfg, seed, dist,
         {"step": "pretrain", "dataset": prepared.dataset, "model": hsi["model"], "policy": "pretrain",
          "class_names": list(prepared.class_names)},
+        after_fit=source_test,
     )
-    s["line"] = f"pretrained: {s['epochs_run']} epochs, {s['train_seconds']:.1f} s"
+    src = s.get("source_test")
+    s["line"] = f"pretrained: {s['epochs_run']} epochs, {s['train_seconds']:.1f} s" + (
+        f"; source test OA {src['OA']:.4f} AA {src['AA']:.4f} Kappa {src['Kappa']:.4f} ({src['n_test']} px)" if src else ""
+    )
     return s
 
 

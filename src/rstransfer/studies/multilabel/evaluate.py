@@ -1,0 +1,94 @@
+"""Step evaluate: multi-label scores of every round of one AL job, from its stored test
+predictions (no TensorFlow, no GPU).
+
+Per round: micro-F1, macro-F1 (mean over labels present in the test set), sample-F1, mAP
+(macro average precision over labels present) and per-label F1, at ``active.threshold``; the
+validation set's micro/macro-F1 beside them. Writes ``metrics.json`` and ``curve.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rstransfer.core.errors import DataFormatError
+from rstransfer.core.io import atomic_path, write_json
+from rstransfer.core.report import read_json
+from rstransfer.core.study import StepContext
+
+from .prepare import SCENES_FILE
+
+
+def multilabel_scores(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+    """Scores of sigmoid outputs ``p`` against 0/1 labels ``y`` (both (N, L))."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(p) >= threshold
+    tp = (y & pred).sum(axis=0).astype(float)
+    fp = (~y & pred).sum(axis=0).astype(float)
+    fn = (y & ~pred).sum(axis=0).astype(float)
+    present = y.sum(axis=0) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_label = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+        per_sample_den = (y | pred).sum(axis=1) + (y & pred).sum(axis=1)
+        per_sample = np.where(per_sample_den > 0, 2 * (y & pred).sum(axis=1) / np.maximum(per_sample_den, 1), 1.0)
+    micro_den = 2 * tp.sum() + fp.sum() + fn.sum()
+    return {
+        "micro_f1": float(2 * tp.sum() / micro_den) if micro_den else float("nan"),
+        "macro_f1": float(np.nanmean(np.where(present, np.nan_to_num(per_label), np.nan))) if present.any() else float("nan"),
+        "sample_f1": float(per_sample.mean()),
+        "mAP": mean_average_precision(y, np.asarray(p)),
+        "per_label_f1": [None if np.isnan(v) else float(v) for v in per_label],
+        "support": y.sum(axis=0).astype(int).tolist(),
+    }
+
+
+def mean_average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
+    present = y.sum(axis=0) > 0
+    if not present.any():
+        return float("nan")
+    return float(average_precision_score(y[:, present], p[:, present], average="macro"))
+
+
+def load_labels(folder: str | Path) -> dict[str, Any]:
+    """Labels, label names and split of a prepare run, without reading the images."""
+    path = Path(folder) / SCENES_FILE
+    if not path.is_file():
+        raise DataFormatError(f"{path}: missing; run `rstransfer prepare --study multilabel` first")
+    with np.load(path) as z:
+        return {"labels": z["multilabels"], "label_names": z["label_names"].tolist(), "test": z["test"], "val": z["val"]}
+
+
+def evaluate_step(ctx: StepContext) -> dict[str, Any]:
+    data = load_labels(ctx.inputs["data"])
+    run_dir = Path(ctx.inputs["run"])
+    job = read_json(run_dir / "train.json", "rstransfer finetune --study multilabel")
+    probs_path = run_dir / "probs.npz"
+    if not probs_path.is_file():
+        raise DataFormatError(f"{probs_path}: missing; rerun `rstransfer finetune --study multilabel`")
+    with np.load(probs_path) as z:
+        test, val = z["test"], z["val"]
+    y_test, y_val = data["labels"][data["test"]], data["labels"][data["val"]]
+    if test.shape[1:] != y_test.shape or val.shape[1:] != y_val.shape:
+        raise DataFormatError(f"{probs_path}: predictions {test.shape[1:]} do not match the test labels {y_test.shape}")
+    threshold = ctx.section["active"]["threshold"]
+    rounds = []
+    for r, n in enumerate(job["sizes"][: len(test)]):
+        s = multilabel_scores(y_test, test[r], threshold)
+        v = multilabel_scores(y_val, val[r], threshold)
+        rounds.append({"round": r, "n_labelled": n, **s, "val_micro_f1": v["micro_f1"], "val_macro_f1": v["macro_f1"]})
+    metrics = {**{k: ctx.run[k] for k in ("strategy", "scenario", "run")}, "threshold": threshold,
+               "label_names": data["label_names"], "rounds": rounds}
+    write_json(ctx.out / "metrics.json", metrics)
+    import pandas as pd
+
+    flat = pd.DataFrame([{k: v for k, v in r.items() if k not in ("per_label_f1", "support")} for r in rounds])
+    with atomic_path(ctx.out / "curve.csv") as tmp:
+        flat.to_csv(tmp, index=False)
+    last = rounds[-1]
+    return {**metrics, "line": f"{ctx.run['strategy']} scenario {ctx.run['scenario']} run {ctx.run['run']}: "
+                               f"{last['n_labelled']} labels, micro-F1 {last['micro_f1']:.4f}, macro-F1 "
+                               f"{last['macro_f1']:.4f}, mAP {last['mAP']:.4f}"}
