@@ -345,9 +345,13 @@ def test_fcn_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster,
     ref = subprocess.Popen(seg_finetune_cmd(cfg, ref_out, threads=2), env=cli_env(), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
 
+    jobs: list[int] = []
+
     def submit(*extra: str) -> int:
         cmd = ["sbatch", "--parsable", *extra, str(REPO_ROOT / "jobs/finetune.sbatch"), "segmentation", "scratch_aug"]
-        return int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split(";")[0])
+        jobs.append(int(subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                                       check=True).stdout.split(";")[0]))
+        return jobs[-1]
 
     def epochs_done() -> int:
         latest = ckpt / "latest"
@@ -371,6 +375,7 @@ def test_fcn_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster,
         err = (tmp_path / f"finetune_err.{first}").read_text()
         done = epochs_done()
         assert 2 <= done < epochs and not (out / "train.json").exists(), err[-2000:]
+        assert "rerun the same step to resume" in err, err[-2000:]
 
         second = submit("--time=20")
         job = slurmtools.wait_job(second, timeout=1800)
@@ -386,6 +391,8 @@ def test_fcn_slurm_time_limit_then_resubmit_resumes_to_completion(slurm_cluster,
         if ref.poll() is None:
             ref.kill()
             ref.wait()
+        for j in jobs:  # nothing left running after a failure
+            slurmtools.run(["scancel", str(j)], check=False)
     assert history(out) == history(ref_out)
     a, b = h5_weights(out / "weights.h5"), h5_weights(ref_out / "weights.h5")
     assert a.keys() == b.keys() and a

@@ -297,6 +297,77 @@ def test_load_prepared_rejects_other_files(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# the paper set-up: Indian Pines -> Urban (config/paper_ip_to_urban.yaml)
+# ------------------------------------------------------------------------------------------
+
+
+def paper_config(repo_root: Path, **overrides: Any) -> dict[str, Any]:
+    return load_config([repo_root / "config.yaml", repo_root / "config" / "paper_ip_to_urban.yaml"], overrides)
+
+
+def test_paper_config_has_the_papers_settings(repo_root: Path) -> None:
+    cfg = paper_config(repo_root)
+    hsi = cfg["hsi"]
+    assert (hsi["source"], hsi["target"]) == ("indian_pines", "urban")
+    assert (hsi["prepare"]["pca_components"], hsi["prepare"]["window"]) == (30, 25)
+    pre, fine = hsi["train"]["pretrain"], hsi["train"]["finetune"]
+    assert (pre["learning_rate"], pre["batch_size"], pre["epochs"]) == (0.01, 256, 6700)
+    assert (fine["learning_rate"], fine["batch_size"], fine["epochs"]) == (0.01, 256, 100)
+    assert pre["patience"] >= pre["epochs"] and fine["patience"] >= fine["epochs"]  # the paper's fixed epochs
+    assert hsi["policies"] == ["Original"] + [f"Network_{i}" for i in range(1, 8)]
+    assert hsi["report"]["source_reference"] == {
+        "label": "paper (Indian Pines, random 30 % split)", "OA": 99.84, "Kappa": 98.49, "AA": 98.12
+    }
+    from rstransfer.studies.hsi.report import source_table
+
+    src, pre = {"dataset": "indian_pines", "n_test": 6150, "OA": 0.5, "Kappa": 0.25, "AA": 0.4}, {"epochs_run": 7}
+    table = source_table(src, pre, hsi["report"]["source_reference"])
+    assert list(table["model"]) == ["pre-trained on indian_pines (7 epochs)", "paper (Indian Pines, random 30 % split)"]
+    assert list(table["OA (%)"]) == ["50.00", "99.84"] and list(table["AA (%)"]) == ["40.00", "98.12"]
+    assert len(source_table(src, pre, load_config([repo_root / "config.yaml"])["hsi"]["report"]["source_reference"])) == 1
+    # pre-training epochs are a config value
+    assert paper_config(repo_root, hsi={"train": {"pretrain": {"epochs": 50}}})["hsi"]["train"]["pretrain"]["epochs"] == 50
+    # the paper's own split, so that the source figure compares with the paper's (leakage reported)
+    assert split_settings(cfg, "indian_pines").protocol == split_settings(cfg, "urban").protocol == "paper"
+    files = {p.name for key in ("indian_pines", "urban") for p in dataset_files(key, cfg["datasets"][key], repo_root)}
+    assert files == {"Indian_pines_corrected.mat", "Indian_pines_gt.mat", "Urban_R162.mat", "end4_groundTruth.mat"}
+
+
+def test_paper_config_prepares_both_scenes_to_one_input_shape(repo_root: Path, shared_data: Path, tmp_path: Path) -> None:
+    """Runnable once the cubes are there: fixture cubes in the published layouts (random spectra,
+    the real label files), prepared by the paper config to equal HybridSN inputs (25x25x30)."""
+    import shutil
+
+    from scipy.io import savemat
+
+    from rstransfer.core.paths import Layout
+    from rstransfer.core.study import run_step
+    from rstransfer.studies import get_study
+
+    for name in ("indian_pines/Indian_pines_gt.mat", "urban/end4_groundTruth.mat"):
+        if not (shared_data / name).is_file():
+            pytest.skip(f"real data not available: {shared_data / name}")
+        (tmp_path / "data" / Path(name).parent).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared_data / name, tmp_path / "data" / name)
+    rng = np.random.default_rng(0)
+    savemat(tmp_path / "data/indian_pines/Indian_pines_corrected.mat",
+            {"indian_pines_corrected": rng.integers(1000, 9000, (145, 145, 200)).astype(np.uint16)})
+    savemat(tmp_path / "data/urban/Urban_R162.mat",
+            {"Y": rng.random((162, 307 * 307), dtype=np.float32), "nRow": 307, "nCol": 307, "nBand": 162})
+    cfg = paper_config(repo_root, data_root=str(tmp_path / "data"), results=str(tmp_path / "results"))
+    study, layout = get_study("hsi"), Layout.from_config(cfg)
+    shapes = {}
+    for run in study.runs(cfg, "prepare"):
+        summary = run_step(cfg, study, "prepare", run, layout)
+        prepared = load_prepared(Path(layout.run_dir("hsi", "prepare", run["dataset"])) / "prepared.h5")
+        shapes[run["dataset"]] = (prepared.window, prepared.cube.shape[-1])
+        assert summary["split"]["protocol"] == "paper"
+        leak = summary["leakage"]
+        assert leak["test_pixels_with_train_in_window"] > 0.9 * leak["test_pixels"]  # the paper split leaks
+    assert shapes == {"indian_pines": (25, 30), "urban": (25, 30)}
+
+
+# ------------------------------------------------------------------------------------------
 # patch serving
 # ------------------------------------------------------------------------------------------
 

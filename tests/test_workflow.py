@@ -69,18 +69,42 @@ def test_report_is_complete_and_self_contained(results: Path) -> None:
     text = index.read_text()
     for policy in POLICY_NAMES:
         assert policy in text
-    for heading in ("Table 4", "Table 5", "Training time", "Learning curves", "Classification maps"):
+    for heading in ("Table 4", "Table 5", "Training time", "Learning curves", "Classification maps",
+                    "Source model on its own test pixels", "Environment (Table 3 layout)"):
         assert heading in text
-    for table_id in ("table4", "table5", "timing"):
+    for table_id in ("table4", "leakage", "source_model", "table5", "timing", "environment"):
         assert re.search(rf'<table[^>]*id="{table_id}"', text), table_id
+    # the leakage table sits right under the accuracies
+    assert text.index('id="table4"') < text.index('id="leakage"') < text.index("Table 5")
+    assert 'alt="learning curves: accuracy and loss"' in text
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.I)
     assert "<script" not in text.lower() and "<link" not in text.lower()
     # images are inlined: learning curves, confusion matrices and one map per policy
     # learning curves, confusion matrices, accuracy vs cost, and one map per policy
     assert len(re.findall(r'src="data:image/png;base64,', text)) == 3 + len(POLICY_NAMES)
     assert "synthetic_source" in text and "synthetic_target" in text
-    # the leakage figure of the disjoint split is reported, and it is zero
+    # both leakage figures of the disjoint split (default buffer: window) are reported, and are zero
     assert re.search(r"window: <b>0</b> of \d+", text)
+    assert "pixels inside both a training and a test window: <b>0</b>" in text
+
+
+def test_report_leakage_source_model_and_environment_tables(results: Path) -> None:
+    leak = pd.read_csv(results / REPORT / "leakage.csv")
+    assert list(leak["test set"]) == ["target: synthetic_target", "source (pre-training): synthetic_source"]
+    assert (leak["px in train and test windows"] == 0).all()
+    assert (leak["split"] == "disjoint, buffer window").all()
+    assert (leak["classes removed by the buffer"] == "none").all()
+    source = pd.read_csv(results / REPORT / "source_model.csv")
+    src = json.loads((results / PRETRAIN / "source_test.json").read_text())
+    assert source["OA (%)"].iloc[0] == pytest.approx(100 * src["OA"], abs=0.006)
+    assert source["test px"].iloc[0] == src["n_test"]
+    env = pd.read_csv(results / REPORT / "environment.csv")
+    assert list(env.columns[:2]) == ["item", "environment 1"]
+    items = dict(zip(env["item"], env["environment 1"], strict=True))
+    assert items["runs"].startswith("pretrain, Original s0")
+    import tensorflow as tf
+
+    assert items["TensorFlow"] == tf.__version__ and items["GPU"]
 
 
 def test_table4_has_one_row_per_policy(results: Path) -> None:
@@ -127,6 +151,7 @@ def test_evaluate_metrics(results: Path, policy: str, n_test: int) -> None:
     assert m["support"] == cm.sum(axis=1).tolist()
     assert 0 <= m["AA"] <= 1 and -1 <= m["Kappa"] <= 1
     assert m["split"] == "disjoint" and m["leakage"]["test_pixels_with_train_in_window"] == 0
+    assert m["leakage"]["shared_pixels_train_test"] == 0 and m["buffer"]["buffer"] == "window"
     # the CSVs say the same as the JSON
     with open(folder / "confusion.csv") as fh:
         rows = list(csv.reader(fh))
@@ -167,6 +192,22 @@ def test_history_csv(results: Path, step: str, policy: str | None) -> None:
     assert (history[["loss", "val_loss"]] > 0).all().all()
     assert history[["accuracy", "val_accuracy"]].stack().between(0, 1).all()
     assert (history["seconds"] > 0).all()
+
+
+def test_pretrain_scores_the_source_model_on_its_own_test_pixels(results: Path) -> None:
+    src = json.loads((results / PRETRAIN / "source_test.json").read_text())
+    with h5py.File(results / "hsi" / "prepare" / "synthetic_source" / "prepared.h5", "r") as f:
+        n_source_test = int((f["split"][...] == TEST).sum())
+    cm = np.array(src["confusion_matrix"])
+    assert src["dataset"] == "synthetic_source" and cm.shape == (8, 8)
+    assert cm.sum() == src["n_test"] == n_source_test > 0
+    assert src["OA"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert src["leakage"]["shared_pixels_train_test"] == 0
+    info = json.loads((results / PRETRAIN / "train.json").read_text())
+    assert info["source_test"]["OA"] == src["OA"]
+    assert {"tensorflow", "keras", "horovod", "gpu_model", "node"} <= set(info["environment"])
+    per_class = pd.read_csv(results / PRETRAIN / "source_per_class.csv")
+    assert list(per_class["support"]) == src["support"]
 
 
 @pytest.mark.parametrize("policy", list(POLICIES))

@@ -37,7 +37,7 @@ def _layout(cfg: dict[str, Any]) -> Any:
 def cmd_step(args: argparse.Namespace) -> None:
     """One step of one study: ``--run`` names the run (its folder below the step, e.g.
     ``Network_2/seed0``); ``--all`` runs every run of the config in turn."""
-    from .core.study import run_step
+    from .core.study import rank, run_step
     from .studies import get_study
 
     cfg = _config(args)
@@ -59,7 +59,7 @@ def cmd_step(args: argparse.Namespace) -> None:
     for run in runs:
         summary = run_step(cfg, study, args.command, run, layout, out=args.out, threads=args.threads,
                            input_overrides=overrides)
-        if summary.get("line"):
+        if summary.get("line") and rank() == 0:  # one line per run, not one per Horovod rank
             print(f"{study.name}: {summary['line']}")
 
 

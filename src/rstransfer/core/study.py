@@ -189,7 +189,7 @@ def lazy(module: str, func: str) -> Callable[[StepContext], Any]:
     return run
 
 
-def _rank() -> int:
+def rank() -> int:
     """This process's Horovod rank from the launcher's environment (0 outside Horovod)."""
     for key in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
         if key in os.environ:
@@ -236,7 +236,7 @@ def run_step(
     final = Path(out) if out else Path(layout.run_dir(study.name, step, spec.run_path(run)))
     inputs = resolve_inputs(study, step, cfg, run, layout, input_overrides)
     staging = final.parent / f".{final.name}.staging"
-    root = _rank() == 0
+    root = rank() == 0
     if root:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)

@@ -201,9 +201,10 @@ def source_table(src: dict[str, Any], pre: dict[str, Any], reference: dict[str, 
     """The pre-trained model on the source scene's own test pixels (and the paper's figures)."""
     rows = [{"model": f"pre-trained on {src['dataset']} ({pre['epochs_run']} epochs)", "test px": src["n_test"],
              "OA (%)": f"{100 * src['OA']:.2f}", "Kappa (%)": f"{100 * src['Kappa']:.2f}", "AA (%)": f"{100 * src['AA']:.2f}"}]
-    if reference:
+    given = {k: reference.get(k) for k in ("OA", "Kappa", "AA")}
+    if any(v is not None for v in given.values()):
         rows.append({"model": reference.get("label") or "reference", "test px": "",
-                     **{f"{k} (%)": f"{reference[k]:.2f}" if k in reference else "" for k in ("OA", "Kappa", "AA")}})
+                     **{f"{k} (%)": "" if v is None else f"{v:.2f}" for k, v in given.items()}})
     return pd.DataFrame(rows)
 
 
