@@ -13,7 +13,7 @@ mode=(--quick)
 [[ ${FULL:-0} == 1 ]] && mode=()
 results=()
 status=0
-for script in p1_patch_serving p3_input_pipeline p4_map_prediction; do
+for script in p1_patch_serving p3_input_pipeline p4_map_prediction ml_byol_query; do
     echo "== $script ${mode[*]} $*"
     # TensorFlow's C++ start-up chatter goes to stderr; drop it, keep real errors visible
     if ! out=$("$PY" "benchmarks/$script.py" "${mode[@]}" "$@" \
