@@ -63,6 +63,7 @@ def test_defaults_are_filled_in() -> None:
         "block_size": 16,
         "seed": 0,
         "min_pixels_per_class": 5,
+        "buffer": "window",
     }
     for step in ("pretrain", "finetune"):  # nested defaults of an omitted section ($ref'd fit)
         fit = cfg["hsi"]["train"][step]
