@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from rstransfer.core.keras import keras
-from rstransfer.core.config import load_schema
 from rstransfer.models import count_params
 from rstransfer.studies import load_all
 from rstransfer.studies.hsi.model import build_hybridsn
