@@ -24,7 +24,7 @@ from rstransfer.core.study import StepContext
 from rstransfer.data.prepare import Prepared, load_prepared
 from rstransfer.data.splits import TEST
 
-from .train import MODEL_FILE, PREPARED_FILE
+from .prepare import MODEL_FILE, PREPARED_FILE
 
 
 def predict_pixels(model: Any, prepared: Prepared, rows: np.ndarray, cols: np.ndarray, batch_size: int) -> np.ndarray:

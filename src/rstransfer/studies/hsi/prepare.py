@@ -9,7 +9,8 @@ from typing import Any
 from rstransfer.core.errors import ConfigError
 from rstransfer.core.study import StepContext
 
-PREPARED_FILE = "prepared.h5"
+PREPARED_FILE = "prepared.h5"  # the prepare run folder's file
+MODEL_FILE = "model.keras"  # the pretrain and finetune run folders' model (here: no TensorFlow import)
 
 
 def prepare_step(ctx: StepContext) -> dict[str, Any]:

@@ -30,9 +30,8 @@ from rstransfer.data.splits import TRAIN, VAL
 
 from .model import build_hybridsn
 from .policies import POLICIES
-from .prepare import PREPARED_FILE
+from .prepare import MODEL_FILE, PREPARED_FILE
 
-MODEL_FILE = "model.keras"
 HEAD = "dense_3"
 
 
