@@ -65,12 +65,16 @@ def _datasets(cfg: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _dataset_files(cfg: dict[str, Any], run: dict[str, Any], layout: Any) -> dict[str, Any]:
     """The declared scene's files (none for the synthetic scenes): a changed file reruns prepare."""
-    from rstransfer.data.readers import dataset_files
+    from rstransfer.data.readers import dataset_files, load_dataset
 
     entry = cfg["datasets"].get(run["dataset"])
     if entry is None:
         return {}
-    return {"scene": [str(p) for p in dataset_files(run["dataset"], entry, Path(cfg.get("data_root", ".")))]}
+    root = Path(cfg.get("data_root", "."))
+    files = dataset_files(run["dataset"], entry, root)
+    if not all(p.exists() for p in files):
+        load_dataset(run["dataset"], entry, root)  # the reader's own one-line error: dataset, path, file, config key
+    return {"scene": [str(p) for p in files]}
 
 
 def _policy_runs(cfg: dict[str, Any]) -> list[dict[str, Any]]:
