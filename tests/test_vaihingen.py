@@ -180,12 +180,7 @@ def test_augmentation_in_tf_data_applies_one_transform_to_image_and_mask() -> No
     np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
 
 
-def test_synthetic_tiles_are_deterministic_and_in_the_isprs_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rstransfer.studies.segmentation as seg_package
-
-    # importing the submodule rebinds the package's name ``synthetic`` (also settings.synthetic,
-    # which the package's input functions call); leave the package as this test found it
-    monkeypatch.setattr(seg_package, "synthetic", seg_package.synthetic)
+def test_synthetic_tiles_are_deterministic_and_in_the_isprs_format(tmp_path: Path) -> None:
     from rstransfer.studies.segmentation.synthetic import write_synthetic_tiles
 
     a = write_synthetic_tiles(tmp_path / "a", [1, 15], 64, 80, seed=3)
