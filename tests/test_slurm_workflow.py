@@ -192,7 +192,8 @@ def test_failed_job_stops_with_log_path_then_rerun_resumes(slurm_cluster, tmp_pa
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({
         "datasets": {"salinas_a": {"reader": "salinas_a", "path": str(broken), "split": {"block_size": 12}}},
-        "hsi": {"target": "salinas_a"},
+        # window 11: the leak-free split keeps every Salinas-A class in train/val/test (13 does not)
+        "hsi": {"target": "salinas_a", "prepare": {"window": 11}},
         "slurm": {"cpu": {"local": False}},
     }))
     targets = [f"{results}/hsi/prepare/synthetic_source", f"{results}/hsi/prepare/salinas_a"]

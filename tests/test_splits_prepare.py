@@ -187,7 +187,7 @@ def test_disjoint_split_on_indian_pines_names_the_class_it_cannot_split(
     so the default settings must fail loudly, naming the class and the keys to change."""
     labels, names = indian_pines_gt
     with pytest.raises(
-        DataFormatError, match=r"class 1 'Alfalfa' \(46 px\).*prepare\.split\.block_size, prepare\.split\.buffer"
+        DataFormatError, match=r"class 1 'Alfalfa' \(46 px\).*hsi\.prepare\.split\.block_size, hsi\.prepare\.split\.buffer"
     ):
         make_split(labels, names, settings(window=25), "indian_pines")
     # min_pixels_per_class 0 keeps going (the classes the buffer removed are named: test_leakage.py)

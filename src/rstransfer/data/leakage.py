@@ -60,7 +60,7 @@ def leakage(split: np.ndarray, window: int) -> dict[str, Any]:
 
 
 def buffer_violations(leak: dict[str, Any], buffer: str) -> dict[str, int]:
-    """The figures that must be 0 under ``buffer`` (``prepare.split.buffer``) and are not."""
+    """The figures that must be 0 under ``buffer`` (``hsi.prepare.split.buffer``) and are not."""
     must_be_zero = {
         "window": ("shared_pixels_train_test", "shared_pixels_train_val", "shared_pixels_val_test"),
         "centre": ("test_pixels_with_train_in_window", "val_pixels_with_train_in_window"),

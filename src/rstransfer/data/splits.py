@@ -2,7 +2,7 @@
 
 ``disjoint`` (default): the scene is tiled into square blocks, and each block is dealt to train,
 val or test so that every class gets close to the configured share of its pixels in each split.
-The dealing keeps a *buffer* between splits (``prepare.split.buffer``): the centres of any two
+The dealing keeps a *buffer* between splits (``hsi.prepare.split.buffer``): the centres of any two
 pixels in different splits are at least ``buffer_distance`` apart (Chebyshev distance):
 
 * ``window`` (default): distance >= window, so no input pixel is shared: a training window, a
@@ -65,7 +65,7 @@ def buffer_distance(buffer: str, window: int) -> int:
         return window // 2 + 1  # no window reaches another split's centre
     if buffer == "none":
         return 1  # any two distinct pixels
-    raise ValueError(f"prepare.split.buffer: {buffer!r} is not one of {', '.join(BUFFERS)}")
+    raise ValueError(f"hsi.prepare.split.buffer: {buffer!r} is not one of {', '.join(BUFFERS)}")
 
 
 def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
@@ -203,8 +203,8 @@ def make_split(labels: np.ndarray, class_names: tuple[str, ...], s: SplitSetting
             raise DataFormatError(
                 f"{origin}: class {c} '{name}' ({total} px) too small for the {s.protocol} split: "
                 f"{got['train']}/{got['val']}/{got['test']} train/val/test px, "
-                f"need >= {s.min_pixels} in each (prepare.split.min_pixels_per_class, "
-                f"prepare.split.block_size, prepare.split.buffer or the split fractions; "
+                f"need >= {s.min_pixels} in each (hsi.prepare.split.min_pixels_per_class, "
+                f"hsi.prepare.split.block_size, hsi.prepare.split.buffer or the split fractions; "
                 f"min_pixels_per_class 0 keeps going and names the class in the report)"
             )
     return split
