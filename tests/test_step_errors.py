@@ -57,3 +57,17 @@ def test_evaluate_without_train_record(hsi: dict[str, Path], run_cli: Callable[.
                     str(r / "finetune" / "Network_2" / "seed0" / "train.json"), "rstransfer finetune --study hsi")
     assert not (r / "evaluate" / "Network_2" / "seed0").exists()
     assert not [p for p in (r / "evaluate").rglob("*") if p.is_file() or p.name.startswith(".")]
+
+
+def test_a_programming_error_is_a_traceback_not_a_one_line_error(hsi: dict[str, Path], monkeypatch) -> None:
+    """Only user-facing errors (RSTransferError) become one line; a KeyError inside the code is
+    a bug and keeps its traceback (the CLI used to print `error: 'seconds_per_epoch'`)."""
+    from rstransfer import cli
+    from rstransfer.core import study as core_study
+
+    def broken(*args, **kwargs):
+        return {}["seconds_per_epoch"]
+
+    monkeypatch.setattr(core_study, "run_step", broken)
+    with pytest.raises(KeyError, match="seconds_per_epoch"):
+        cli.main(["report", "--study", "hsi", "--config", str(hsi["config"])])
