@@ -59,3 +59,24 @@ def test_perfect_and_chance_predictions() -> None:
     assert single["OA"] == 1.0 and single["Kappa"] == 1.0
     wrong = scores(confusion_matrix(np.array([0, 0, 1, 1]), np.array([1, 1, 0, 0]), 2))
     assert wrong["OA"] == 0.0 and wrong["AA"] == 0.0 and wrong["Kappa"] == pytest.approx(-1.0)
+
+
+def test_multilabel_scores_agree_with_sklearn_where_definitions_agree() -> None:
+    """The one multi-label F1 of the project (multilabel and features studies): micro- and per-label
+    F1 equal scikit-learn's; macro averages only the labels present in y (an absent label has no F1)."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from rstransfer.core.metrics import multilabel_scores
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 5)) < 0.3).astype(int)
+    y[:, 4] = 0  # a label absent from the truth
+    p = rng.random((60, 5))
+    s = multilabel_scores(y, p, 0.5)
+    pred = (p >= 0.5).astype(int)
+    assert s["micro_f1"] == pytest.approx(f1_score(y, pred, average="micro"))
+    per = f1_score(y, pred, average=None, zero_division=0)
+    assert s["per_label_f1"][:4] == pytest.approx(list(per[:4]))
+    assert s["macro_f1"] == pytest.approx(per[:4].mean())  # label 4 absent: not averaged
+    assert s["support"][4] == 0 and 0 <= s["sample_f1"] <= 1

@@ -99,9 +99,9 @@ def make_estimator(name: str, params: dict[str, Any], seed: int, multilabel: boo
 def score(y_true: np.ndarray, y_pred: np.ndarray, multilabel: bool) -> float:
     """The selection score: OA (single-label) or micro-F1 (multi-label)."""
     if multilabel:
-        from sklearn.metrics import f1_score
+        from rstransfer.core.metrics import multilabel_scores
 
-        return float(f1_score(y_true, y_pred, average="micro", zero_division=0))
+        return float(np.nan_to_num(multilabel_scores(y_true, y_pred)["micro_f1"]))
     return float(np.mean(y_true == y_pred))
 
 

@@ -253,11 +253,12 @@ def finetune_step(ctx: StepContext) -> dict[str, Any]:
 
 
 def multilabel_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    from sklearn.metrics import f1_score
+    """The project's multi-label F1 (``core.metrics.multilabel_scores``) under this report's column names."""
+    from rstransfer.core.metrics import multilabel_scores as scores
 
-    return {f"F1_{avg}": float(f1_score(y_true, y_pred, average=avg, zero_division=0))
-            for avg in ("micro", "macro", "samples")} | {
-        "per_label_F1": [float(v) for v in f1_score(y_true, y_pred, average=None, zero_division=0)]}
+    s = scores(y_true, y_pred)
+    return {"F1_micro": s["micro_f1"], "F1_macro": s["macro_f1"], "F1_samples": s["sample_f1"],
+            "per_label_F1": [0.0 if v is None else v for v in s["per_label_f1"]]}
 
 
 def evaluate_step(ctx: StepContext) -> dict[str, Any]:

@@ -18,39 +18,9 @@ from rstransfer.core.io import atomic_path, write_json
 from rstransfer.core.report import read_json
 from rstransfer.core.study import StepContext
 
+from rstransfer.core.metrics import multilabel_scores
+
 from .prepare import SCENES_FILE
-
-
-def multilabel_scores(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
-    """Scores of sigmoid outputs ``p`` against 0/1 labels ``y`` (both (N, L))."""
-    y = np.asarray(y).astype(bool)
-    pred = np.asarray(p) >= threshold
-    tp = (y & pred).sum(axis=0).astype(float)
-    fp = (~y & pred).sum(axis=0).astype(float)
-    fn = (y & ~pred).sum(axis=0).astype(float)
-    present = y.sum(axis=0) > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_label = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
-        per_sample_den = (y | pred).sum(axis=1) + (y & pred).sum(axis=1)
-        per_sample = np.where(per_sample_den > 0, 2 * (y & pred).sum(axis=1) / np.maximum(per_sample_den, 1), 1.0)
-    micro_den = 2 * tp.sum() + fp.sum() + fn.sum()
-    return {
-        "micro_f1": float(2 * tp.sum() / micro_den) if micro_den else float("nan"),
-        "macro_f1": float(np.nanmean(np.where(present, np.nan_to_num(per_label), np.nan))) if present.any() else float("nan"),
-        "sample_f1": float(per_sample.mean()),
-        "mAP": mean_average_precision(y, np.asarray(p)),
-        "per_label_f1": [None if np.isnan(v) else float(v) for v in per_label],
-        "support": y.sum(axis=0).astype(int).tolist(),
-    }
-
-
-def mean_average_precision(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import average_precision_score
-
-    present = y.sum(axis=0) > 0
-    if not present.any():
-        return float("nan")
-    return float(average_precision_score(y[:, present], p[:, present], average="macro"))
 
 
 def load_labels(folder: str | Path) -> dict[str, Any]:

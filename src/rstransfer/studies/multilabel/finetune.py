@@ -124,7 +124,7 @@ def save_probs(path: Path, test: list[np.ndarray], val: list[np.ndarray]) -> Non
 
 
 def quick_f1(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, float]:
-    from .evaluate import multilabel_scores
+    from rstransfer.core.metrics import multilabel_scores
 
     s = multilabel_scores(y, p, threshold)
     return s["micro_f1"], s["macro_f1"]
