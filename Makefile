@@ -42,15 +42,18 @@ $(JAX_VENV)/.stack: envs/jax-requirements.txt
 
 setup: $(VENV)/.rstransfer $(JAX_VENV)/.stack
 
-# two demo teams on one leaderboard: the main config (team demo), then WG02 (config/demo_team_b.yaml)
+# two demo teams on one leaderboard: WG02 (config/demo_team_b.yaml) submits its predictions,
+# one deliberately bad entry is dropped into its folder, then the main config runs team demo
+# and, as the organiser, exports the hidden labels, scores every submission and builds the boards.
 # --max-threads 1: on a small machine two single-threaded jobs side by side beat one job on two
 # threads (every job also pays TensorFlow's start-up, which is single-threaded)
 demo: setup
-	snakemake --cores $(CORES) --max-threads 1 --printshellcmds
 	snakemake --cores $(CORES) --max-threads 1 --printshellcmds --configfile config/demo_team_b.yaml
+	install -D -m 0640 config/demo_bad_submission.json results/submissions/WG02/hsi-perfect-scores.json
+	snakemake --cores $(CORES) --max-threads 1 --printshellcmds
 	@echo "Report:      $(abspath results/report/index.html)"
 	@echo "Report WG02: $(abspath results/teams/WG02/report/index.html)"
-	@echo "Leaderboard: $(abspath results/leaderboard.html)"
+	@echo "Leaderboard: $(abspath results/board/leaderboard.html)"
 
 dag: setup
 	snakemake --lint && snakemake -n

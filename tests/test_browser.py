@@ -25,8 +25,7 @@ from typing import Any
 import pytest
 
 from conftest import run_cli_in
-from test_leaderboard import Team, three_teams
-from rstransfer.leaderboard.render import build
+from test_leaderboard import Team, build, organise, three_teams
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -162,8 +161,10 @@ def test_leaderboard_renders_the_ranking_in_order(chromium: str, proxy: tuple[in
     teams = three_teams(tmp_path)
     for team in teams.values():
         team.submit()
-    board = tmp_path / "board"
-    build(board)
+    organise(tmp_path)
+    (tmp_path / "board" / "submissions" / "WG03" / "perfect.json").write_text('{"OA": 1.0}')
+    build(tmp_path)
+    board = tmp_path / "board" / "board"
     results = tmp_path / "results"
     shot = results / "screenshots" / "leaderboard.png"
     dom, fetches = render(chromium, proxy, board / "leaderboard.html", shot, tmp_path / "profile")
@@ -179,6 +180,8 @@ def test_leaderboard_renders_the_ranking_in_order(chromium: str, proxy: tuple[in
     ]
     (history_id,) = [t for t, cls in tables.classes.items() if "history" in cls.split()]
     assert sorted(cells[0] for _, cells in tables.body_rows(history_id)) == ["WG01", "WG01", "WG02", "WG03"]
+    (rejected,) = tables.body_rows("rejected-table")
+    assert rejected[1][:2] == ["WG03/perfect.json", rejected[1][1]] and "never accepted" in rejected[1][1]
     check_screenshot(shot)
 
 

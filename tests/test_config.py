@@ -15,6 +15,8 @@ import yaml
 from rstransfer.core.config import load_config, load_schema, validate
 from rstransfer.core.errors import ConfigError
 
+ROOT = Path(__file__).resolve().parents[1]
+
 Snakemake = Callable[..., subprocess.CompletedProcess]
 
 MINIMAL = {"datasets": {"synthetic_source": {"reader": "synthetic_source"}, "synthetic_target": {"reader": "synthetic_target"}}}
@@ -216,11 +218,18 @@ def test_snakemake_rejects_a_bad_config_before_any_job(
     assert not results.exists()  # failed while parsing, before writing the effective config
 
 
-def test_snakemake_lint_is_clean(snakemake: Snakemake, tmp_path: Path) -> None:
+# The one lint accepted: no conda env / container per rule. The supported environment is the
+# .venv that `make setup` builds (pinned pip requirements + Horovod built from source), which
+# no conda env here reproduces, so the workflow makes no `--sdm conda` claim (README).
+NO_SOFTWARE_LINT = "Specify a conda environment or container for each rule."
+
+
+def test_snakemake_lint_is_clean_but_for_the_software_environment(snakemake: Snakemake, tmp_path: Path) -> None:
     proc = snakemake("--lint", results=tmp_path / "results")
-    assert proc.returncode == 0, proc.stdout
-    assert "Lints for" not in proc.stdout, proc.stdout
-    assert "Congratulations" in proc.stdout
+    lints = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith("* ")]
+    assert lints, proc.stdout  # the rules were linted
+    assert set(lints) == {f"* {NO_SOFTWARE_LINT}:"}, proc.stdout
+    assert "conda:" not in "".join(p.read_text() for p in (ROOT / "workflow").rglob("*.smk"))
 
 
 def test_dry_run_of_the_shipped_config_lists_the_dag(snakemake: Snakemake, tmp_path: Path) -> None:

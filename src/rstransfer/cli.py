@@ -185,16 +185,40 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
-    from .leaderboard.render import build
+    from .leaderboard import build, organiser
 
-    # an organiser may give --dir alone (no config.yaml where the shared folder is)
-    cfg = _config(args) if args.config or not args.dir else None
+    cfg = _config(args)
+    lb = cfg["leaderboard"]
     if args.dir and not Path(args.dir).is_dir():  # a typo must not become a new, empty board
         raise UsageError(f"--dir {args.dir}: no such folder (the folder that holds submissions/)")
-    root = Path(args.dir) if args.dir else Path(_layout(cfg).leaderboard_file("html")).parent
-    title = args.title or (cfg["leaderboard"]["title"] if cfg else "rstransfer leaderboard")
-    b = build(root, Path(args.out) if args.out else None, title=title)
-    print(f"leaderboard: {b['teams']} team(s), {b['submissions']} submission(s) -> {b['files']['html']}")
+    root = Path(args.dir) if args.dir else Path(_layout(cfg).board_dir()).parent
+    if args.setup:
+        root.mkdir(parents=True, exist_ok=True)
+        for line in organiser.setup(root, organiser.load_teams(lb["teams"])):
+            print(line)
+        return
+    b = build.build(root, lb, _layout(cfg).ground_truth_dir(), args.title or lb["title"])
+    print(f"leaderboard: {b['teams']} team(s), {len(b['records'])} scored, {len(b['rejected'])} rejected -> {b['dir']}")
+    for r in b["rejected"]:
+        print(f"rejected {r.file}: {r.reason}")
+
+
+def cmd_ground_truth(args: argparse.Namespace) -> None:
+    from rstransfer.core.study import publish
+
+    from .leaderboard.organiser import write_truth
+    from .leaderboard.tasks import active_tasks, get_task
+
+    cfg = _config(args)
+    layout = _layout(cfg)
+    out = Path(args.out or layout.ground_truth_dir())
+    tasks = active_tasks(cfg)
+    truths = {t: get_task(t).truth(cfg, layout) for t in tasks}  # all read before any write
+    staging = out.parent / f".{out.name}.staging"
+    for task, truth in truths.items():
+        write_truth(staging, task, truth)
+        print(f"ground truth {task}: {truth.meta['benchmark']} -> {out / (task + '.npz')}")
+    publish(staging, out)  # every task's labels, or none
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,10 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", nargs="+", help="evaluate folders (default: every run of the config)")
     p.add_argument("--out", help="receipt JSON (default: results layout)")
 
-    p = with_config(add("leaderboard", cmd_leaderboard, "rank every team's submissions: leaderboard.{csv,md,html}"))
+    p = with_config(add("leaderboard", cmd_leaderboard, "organiser: score every submission, publish board/leaderboard.{csv,md,html}"))
     p.add_argument("--dir", help="folder holding submissions/ (default: the config's leaderboard.dir)")
-    p.add_argument("--out", help="folder for the boards (default: --dir)")
     p.add_argument("--title", help="page heading (default: the config's leaderboard.title)")
+    p.add_argument("--setup", action="store_true", help="create submissions/ and the team folders (teams file), then stop")
+
+    p = with_config(add("ground-truth", cmd_ground_truth, "organiser: export the hidden test labels of every task"))
+    p.add_argument("--out", help="folder (default: the config's leaderboard.ground_truth)")
 
     with_config(add("config", cmd_config, "print the merged, validated config"))
     return parser

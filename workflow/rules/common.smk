@@ -7,7 +7,7 @@ from rstransfer.core.slurm import slurm_resources
 from rstransfer.core.workflow import step_cli, step_inputs, step_params
 from rstransfer.leaderboard.tasks import active_tasks as leaderboard_tasks
 from rstransfer.leaderboard.tasks import final_outputs as leaderboard_outputs
-from rstransfer.leaderboard.tasks import submit_inputs
+from rstransfer.leaderboard.tasks import submit_inputs, truth_inputs
 from rstransfer.studies import enabled_studies
 
 

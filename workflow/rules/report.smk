@@ -10,8 +10,6 @@ rule report_index:
         L.log("report_index", "index"),
     benchmark:
         L.benchmark("report_index", "index")
-    conda:
-        "../../envs/train.yaml"
     localrule: True
     threads: 1
     shell:

@@ -25,8 +25,6 @@ for _study in STUDIES:
                 L.benchmark(f"{_study.name}_{_step_name}", _step.pattern or "run")
             wildcard_constraints:
                 **{w: "[^/]+" for w in _step.wildcards()},
-            conda:
-                "../../envs/train.yaml"
             localrule: _step.kind == "cpu" and config["slurm"]["cpu"]["local"]
             threads: config["slurm"][_step.kind]["cpus_per_task"]
             resources:

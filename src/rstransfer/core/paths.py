@@ -17,10 +17,12 @@ from typing import Any
 class Layout:
     results: str
     leaderboard_root: str = ""  # shared by the teams of a competition; "" = results
+    ground_truth: str = ""  # the organiser's hidden labels; "" = <results>/organiser/ground_truth
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layout:
-        return cls(config["results"], config.get("leaderboard", {}).get("dir", ""))
+        lb = config.get("leaderboard", {})
+        return cls(config["results"], lb.get("dir", ""), lb.get("ground_truth", ""))
 
     def run_dir(self, study: str, step: str, run_path: str = "", file: str = "") -> str:
         """``<results>/<study>/<step>/<run_path>[/file]``: the folder of one run of a step."""
@@ -39,8 +41,15 @@ class Layout:
     def submissions_dir(self, team: str = "", task: str = "") -> str:
         return _join(_join(f"{self.leaderboard_root or self.results}/submissions", team), task)
 
+    def ground_truth_dir(self) -> str:
+        return self.ground_truth or f"{self.results}/organiser/ground_truth"
+
+    def board_dir(self) -> str:
+        """The three boards, published together as one folder."""
+        return f"{self.leaderboard_root or self.results}/board"
+
     def leaderboard_file(self, ext: str) -> str:
-        return f"{self.leaderboard_root or self.results}/leaderboard.{ext}"
+        return f"{self.board_dir()}/leaderboard.{ext}"
 
     def log(self, rule: str, name: str) -> str:
         return f"{self.results}/logs/{rule}/{name}.log"

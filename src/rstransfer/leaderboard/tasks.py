@@ -1,50 +1,77 @@
 """Competition tasks: the :class:`Task` record a study's ``board.py`` fills in, the task table
 (built from the study registry), what the workflow asks of it, and the checks shared by the
-tasks' readers and the submissions (each rejection is one ``SubmissionError`` line naming
-the file and the key).
+tasks' functions (each rejection is one ``SubmissionError`` line).
 
-A study ranks its runs by registering ``Study(leaderboard={key: Task(...)})``; the task keys
-are the folder names under ``submissions/<team>/`` and the receipts' names.
+A task has two sides. The participant's side (``runs``, ``inputs``, ``predictions``) turns a
+team's evaluated run into a :class:`Prediction`: *predictions*, never scores. The organiser's
+side (``truth_inputs``, ``truth``, ``score``) exports the hidden labels once
+(:class:`Truth`, kept in a folder participants cannot read) and scores every prediction
+against them when the boards are built.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rstransfer.core.errors import RSTransferError
 from rstransfer.core.paths import Layout
 
-BOARD_FILES = ("csv", "md", "html")
-#: ranges of the scores every submission carries (fractions, not percent)
-SCORE_RANGES = {"OA": (0.0, 1.0), "AA": (0.0, 1.0), "Kappa": (-1.0, 1.0)}
-#: recomputed scores must match the stored ones to this absolute tolerance
-TOLERANCE = 1e-6
+#: the free-text fields participants fill in (entry, model, details): shown on the boards, so
+#: plain words only (no markup characters, no control characters); renderers escape as well
+TEXT_RE = re.compile(r"^[A-Za-z0-9 _.,:;=+%#/-]{0,120}$")
 
 
 class SubmissionError(RSTransferError):
-    """A submission is incomplete, inconsistent, out of range or would replace another."""
+    """A submission is unreadable, incomplete, inconsistent, forged or out of range."""
+
+
+@dataclass
+class Prediction:
+    """What a participant submits for one entry: JSON-able ``meta`` and numeric ``arrays``.
+
+    ``meta`` holds ``entry`` and ``model`` (text), ``details`` (text/number values) and ``cost``
+    (``train_seconds``, ``gpu_hours``, ``trainable_params``, ``total_params``, ``slurm_job_ids``:
+    what the participant reports; the organiser verifies the time with SLURM accounting).
+    """
+
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+@dataclass
+class Truth:
+    """The organiser's hidden labels of one task: ``meta`` (``benchmark``, the test set's name on
+    the board, plus whatever ``score`` needs) and ``arrays``."""
+
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Task:
-    """One competition task: where a team's runs are, how one reads, what ranks them."""
+    """One competition task: where a team's runs are, what it submits, how the organiser scores it."""
 
     label: str
-    metric: str  # key of the submission's ``scores``; higher is better
+    metric: str  # key of ``score``'s scores; higher is better
     metric_range: tuple[float, float]
+    columns: tuple[tuple[str, str], ...]  # (score key, header), shown as percent on the boards
     entry_label: str  # what one submission is (a policy and seed, an experiment)
     cost_note: str  # what the training time and GPU-hours cover
     enabled: Callable[[dict[str, Any]], bool]
-    runs: Callable[[dict[str, Any], Layout], list[str]] | None = None  # evaluated run folders
-    inputs: Callable[[dict[str, Any], Layout], list[str]] | None = None  # files rule submit waits for
-    read: Callable[[Path, dict[str, Any], Layout], dict[str, Any]] | None = None  # run folder -> record fields
-    pending: str = ""  # non-empty: not implemented yet, and why
+    runs: Callable[[dict[str, Any], Layout], list[str]]  # participant: evaluated run folders
+    inputs: Callable[[dict[str, Any], Layout], list[str]]  # participant: files rule submit waits for
+    predictions: Callable[[Path, dict[str, Any], Layout], Prediction]  # participant: run folder -> Prediction
+    truth_inputs: Callable[[dict[str, Any], Layout], list[str]]  # organiser: files rule ground_truth waits for
+    truth: Callable[[dict[str, Any], Layout], Truth]  # organiser: the hidden labels
+    score: Callable[[dict[str, np.ndarray], Truth], dict[str, Any]]  # -> {"scores": {...}, "confusion_matrix": ...}
 
 
 # ------------------------------------------------------------------------ the task table
@@ -61,34 +88,35 @@ def get_task(name: str) -> Task:
     tasks = all_tasks()
     if name not in tasks:
         raise SubmissionError(f"task {name!r}: unknown (tasks: {', '.join(tasks)})")
-    task = tasks[name]
-    if task.pending:
-        raise SubmissionError(f"task {name!r}: not available yet ({task.pending})")
-    return task
+    return tasks[name]
 
 
 def active_tasks(cfg: dict[str, Any]) -> list[str]:
-    """Tasks a team's config submits to: enabled by the config and implemented."""
-    return [name for name, task in all_tasks().items() if not task.pending and task.enabled(cfg)]
+    """Tasks a config takes part in: those of its enabled studies."""
+    return [name for name, task in all_tasks().items() if task.enabled(cfg)]
 
 
 def submit_inputs(cfg: dict[str, Any], layout: Layout, task: str) -> list[str]:
     """Files rule ``submit`` waits for (the task's report and evaluated runs)."""
-    inputs = get_task(task).inputs
-    return inputs(cfg, layout) if inputs else []
+    return get_task(task).inputs(cfg, layout)
+
+
+def truth_inputs(cfg: dict[str, Any], layout: Layout) -> list[str]:
+    """Files rule ``ground_truth`` waits for (the organiser's prepared data of every task)."""
+    return [p for t in active_tasks(cfg) for p in get_task(t).truth_inputs(cfg, layout)]
 
 
 def final_outputs(cfg: dict[str, Any], layout: Layout) -> list[str]:
     """What ``leaderboard:`` adds to the default target: receipts, then the boards."""
     lb = cfg["leaderboard"]
     out = [layout.submit_receipt(t) for t in active_tasks(cfg)] if lb["submit"] else []
-    return out + ([layout.leaderboard_file(ext) for ext in BOARD_FILES] if lb["board"] else [])
+    return out + ([layout.board_dir()] if lb["board"] else [])
 
 
 # --------------------------------------------------------------------------------- checks
-def load_json(path: Path) -> dict[str, Any]:
+def load_json(path: Path, hint: str = "evaluate the run first") -> dict[str, Any]:
     if not path.is_file():
-        raise SubmissionError(f"{path}: not found (evaluate the run first)")
+        raise SubmissionError(f"{path}: not found ({hint})")
     try:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -118,59 +146,49 @@ def check_count(value: Any, key: str, where: Any) -> int:
     return value
 
 
-def mtime_date(path: Path) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime))
+def check_text(value: Any, key: str, where: Any) -> str:
+    if not isinstance(value, str) or not TEXT_RE.match(value):
+        raise SubmissionError(
+            f"{where}: {key}: {str(value)[:60]!r} is not plain text (letters, digits, space and _.,:;=+%#/- only)"
+        )
+    return value
 
 
-def check_scores(values: Any, cm: Any, where: Any, prefix: str = "scores.") -> None:
-    """OA/AA/Kappa present and in range, and equal to those recomputed from the confusion matrix."""
-    from rstransfer.core.metrics import scores
-
-    if not isinstance(values, dict):
-        raise SubmissionError(f"{where}: scores: expected an object")
-    for key, (lo, hi) in SCORE_RANGES.items():
-        check_number(need(values, key, where, prefix), prefix + key, where, lo, hi)
-    n = len(cm) if isinstance(cm, list) else 0
-    if n == 0 or any(not isinstance(row, list) or len(row) != n for row in cm):
-        raise SubmissionError(f"{where}: confusion_matrix: expected a non-empty square matrix (list of rows)")
-    for row in cm:
-        for v in row:
-            check_count(v, "confusion_matrix", where)
-    if sum(map(sum, cm)) == 0:
-        raise SubmissionError(f"{where}: confusion_matrix: no test samples")
-    recomputed = scores(cm)
-    for key in SCORE_RANGES:
-        if abs(recomputed[key] - values[key]) > TOLERANCE:
-            raise SubmissionError(
-                f"{where}: {prefix}{key} = {values[key]!r} does not match the confusion matrix ({recomputed[key]!r})"
-            )
+def check_label_array(arr: Any, name: str, shape: tuple[int, ...], lo: int, hi: int) -> np.ndarray:
+    """An integer array of ``shape`` with every value in [lo, hi] (a predicted label map)."""
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu":
+        raise SubmissionError(f"{name}: expected an integer array, got {getattr(arr, 'dtype', type(arr).__name__)}")
+    if arr.shape != tuple(shape):
+        raise SubmissionError(f"{name}: shape {'x'.join(map(str, arr.shape))}, the test set needs {'x'.join(map(str, shape))}")
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        raise SubmissionError(f"{name}: values {int(arr.min())}..{int(arr.max())} outside the classes {lo}..{hi}")
+    return arr
 
 
-def check_cost(cost: dict[str, Any], where: Any, prefix: str = "cost.") -> None:
-    """Training seconds and GPU-hours non-negative, trainable <= total parameters."""
-    for key in ("train_seconds", "gpu_hours"):
-        check_number(need(cost, key, where, prefix), prefix + key, where, 0.0, math.inf)
-    trainable = check_count(need(cost, "trainable_params", where, prefix), prefix + "trainable_params", where)
-    total = check_count(need(cost, "total_params", where, prefix), prefix + "total_params", where)
-    if trainable > total:
-        raise SubmissionError(f"{where}: {prefix}trainable_params {trainable} exceeds {prefix}total_params {total}")
+def load_map(path: Path, hint: str) -> np.ndarray:
+    """A 2-D integer label map from a ``.npy`` file (no pickles); one line naming the file otherwise."""
+    if not path.is_file():
+        raise SubmissionError(f"{path}: not found ({hint})")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise SubmissionError(f"{path}: not a readable .npy array: {' '.join(str(exc).split())[:200]}") from exc
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu" or arr.ndim != 2:
+        raise SubmissionError(
+            f"{path}: expected a 2-D integer label map, got {getattr(arr, 'dtype', type(arr).__name__)} "
+            f"of shape {getattr(arr, 'shape', '?')}"
+        )
+    return arr
 
 
-# ------------------------------------------------------------- helpers of the tasks' readers
-def read_metrics(where: Path, keys: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An evaluate step's metrics.json (its training run's train.json inside as ``train``):
-    the keys present, the scores in range and equal to those of its confusion matrix."""
-    m = load_json(where)
-    for key in ("OA", "AA", "Kappa", "confusion_matrix", "train", *keys):
-        need(m, key, where)
-    t = m["train"]
-    if not isinstance(t, dict):
-        raise SubmissionError(f"{where}: train: expected an object, got {type(t).__name__}")
-    check_cost(t, where, "train.")
-    check_scores({k: m[k] for k in SCORE_RANGES}, m["confusion_matrix"], where, "")
-    return m, t
-
-
-def train_cost(t: dict[str, Any]) -> dict[str, Any]:
-    """A submission's ``cost``: the training run's time, GPU-hours and parameter counts."""
-    return {k: t[k] for k in ("train_seconds", "gpu_hours", "trainable_params", "total_params")}
+def train_cost(t: dict[str, Any], where: Any = "train.json") -> dict[str, Any]:
+    """A prediction's self-reported ``cost`` from its training run's train.json."""
+    run = t.get("run", {}) if isinstance(t.get("run"), dict) else {}
+    ids = t.get("slurm_job_ids") or [run.get("slurm_job_id", "local")]
+    return {
+        "train_seconds": check_number(need(t, "train_seconds", where), "train_seconds", where, 0.0, math.inf),
+        "gpu_hours": check_number(need(t, "gpu_hours", where), "gpu_hours", where, 0.0, math.inf),
+        "trainable_params": check_count(need(t, "trainable_params", where), "trainable_params", where),
+        "total_params": check_count(need(t, "total_params", where), "total_params", where),
+        "slurm_job_ids": [str(j) for j in ids if str(j) not in ("", "local")],
+    }

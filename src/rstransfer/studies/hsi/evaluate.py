@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 
 from rstransfer.core.fit import load_model, setup_runtime
-from rstransfer.core.io import write_json, write_text
+from rstransfer.core.io import atomic_path, write_json, write_text
 from rstransfer.core.metrics import confusion_csv, confusion_matrix, scores
 from rstransfer.core.report import read_json, save_figure
 from rstransfer.core.study import StepContext
 from rstransfer.data.prepare import Prepared, load_prepared
 from rstransfer.data.splits import TEST
 
+from .board import MAP_FILE
 from .prepare import MODEL_FILE, PREPARED_FILE
 
 
@@ -61,6 +62,13 @@ def predict_scene(model: Any, prepared: Prepared, batch_size: int) -> np.ndarray
     h, w = prepared.labels.shape
     rows, cols = np.divmod(np.arange(h * w, dtype=np.int64), w)
     return predict_pixels(model, prepared, rows, cols, batch_size).reshape(h, w) + 1
+
+
+def save_scene_map(path: Path, scene_pred: np.ndarray) -> None:
+    """The scene map (class id 1..C per pixel, int16, H x W) as ``.npy``, written atomically:
+    what the participant submits to the leaderboard task ``hsi``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(scene_pred, dtype=np.int16), allow_pickle=False)
 
 
 def class_colors(n_classes: int) -> np.ndarray:
@@ -145,6 +153,7 @@ def evaluate_step(ctx: StepContext) -> dict[str, Any]:
         "history": history,
     }
     write_tables(out_dir, tested)
+    save_scene_map(out_dir / MAP_FILE, scene_pred)
     save_map_png(
         out_dir / "map.png", scene_pred, prepared.labels, prepared.class_names,
         f"{prepared.dataset} | {train_info['policy']} seed {train_info['seed']} | OA {result['OA']:.3f}",

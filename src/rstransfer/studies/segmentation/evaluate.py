@@ -18,6 +18,7 @@ from rstransfer.core.io import atomic_path, write_json, write_text
 from rstransfer.core.report import pyplot, read_json, save_figure
 from rstransfer.core.study import StepContext
 
+from .board import MAP_FILE
 from .data import COLORMAP, encode_labels, grid_origins, read_tile
 from .patches import normalize
 from .settings import MODEL_NAME, WEIGHTS_FILE, tile_source, tile_split
@@ -123,6 +124,7 @@ def evaluate_step(ctx: StepContext) -> dict[str, Any]:
     for n, a, f, s, p in zip(names, result["per_class_accuracy"], f1, result["support"], predicted, strict=True):
         writer.writerow([n, "" if a is None else f"{a:.6f}", "" if f is None else f"{f:.6f}", s, int(p)])
     write_text(out_dir / "per_class.csv", buf.getvalue())
+    save_label_map(out_dir / MAP_FILE, pred)
     save_png(out_dir / "prediction.png", encode_labels(pred))
     save_comparison(
         out_dir / "comparison.png", t.image, t.mask, pred, names,
@@ -132,6 +134,13 @@ def evaluate_step(ctx: StepContext) -> dict[str, Any]:
     line = (f"evaluated {experiment} on area {tile}: OA {result['OA']:.4f} Kappa {result['Kappa']:.4f}, "
             f"{metrics['windows']} windows, {metrics['pixels_per_second']:.0f} px/s")
     return {**result, "line": line}
+
+
+def save_label_map(path: Path, pred: np.ndarray) -> None:
+    """The tile's label map (class id per pixel, uint8, H x W) as ``.npy``, written atomically:
+    what the participant submits to the leaderboard task ``vaihingen``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(pred, dtype=np.uint8), allow_pickle=False)
 
 
 def save_png(path: Path, rgb: np.ndarray) -> None:
