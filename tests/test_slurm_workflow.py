@@ -173,8 +173,10 @@ def test_jobs_scripts_chained_with_afterok(slurm_cluster, tmp_path):  # noqa: F8
     assert 0 < metrics["OA"] <= 1 and metrics["train"]["run"]["slurm_job_id"] == str(ids[2])
     assert "Network_2" in (r / "hsi/report/index.html").read_text()
     assert "evaluated Network_2 seed 0" in (tmp_path / f"evaluate_out.{ids[3]}").read_text()
-    assert list((r / "submissions/WG07/hsi").glob("*.json")), "TEAM=WG07 submission missing"
-    assert "WG07" in (r / "leaderboard.html").read_text()
+    assert list((r / "submissions/WG07").glob("hsi.*.npz")), "TEAM=WG07 submission missing"
+    assert (r / "organiser/ground_truth/hsi.npz").is_file()
+    board = (r / "board/leaderboard.html").read_text()
+    assert "WG07" in board and "Rejected submissions (0)" in board
     ci_log(f"CI: jobs/*.sbatch chained under sbatch: job ids {ids}, all COMPLETED")
 
 

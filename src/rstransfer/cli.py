@@ -212,6 +212,9 @@ def cmd_ground_truth(args: argparse.Namespace) -> None:
     cfg = _config(args)
     layout = _layout(cfg)
     out = Path(args.out or layout.ground_truth_dir())
+    if args.if_missing and out.is_dir():
+        print(f"ground truth: {out} exists (kept)")
+        return
     tasks = active_tasks(cfg)
     truths = {t: get_task(t).truth(cfg, layout) for t in tasks}  # all read before any write
     staging = out.parent / f".{out.name}.staging"
@@ -296,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(add("ground-truth", cmd_ground_truth, "organiser: export the hidden test labels of every task"))
     p.add_argument("--out", help="folder (default: the config's leaderboard.ground_truth)")
+    p.add_argument("--if-missing", action="store_true", help="do nothing if the folder exists")
 
     with_config(add("config", cmd_config, "print the merged, validated config"))
     return parser

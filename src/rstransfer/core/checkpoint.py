@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import signal
 import time
@@ -25,6 +26,20 @@ from rstransfer.core.errors import RSTransferError
 from rstransfer.core.io import write_json, write_text
 
 EXIT_RESUMABLE = 75  # EX_TEMPFAIL: "try again"; the checkpoint makes the retry cheap
+SLURM_JOB_KEY = "slurm_job"  # the recorder rows' SLURM job id ("" outside SLURM); not a history.csv column
+
+
+def current_slurm_job() -> str:
+    """The SLURM job this process runs in ("" outside SLURM)."""
+    return os.environ.get("SLURM_JOB_ID", "")
+
+
+def slurm_job_ids(rows: list[dict[str, Any]], *more: str) -> list[str]:
+    """The SLURM jobs that trained ``rows`` (epochs of a fit, over its resumes) plus ``more``:
+    unique, non-empty, in numeric order (what ``sacct -j`` is asked about)."""
+    ids = {str(r.get(SLURM_JOB_KEY) or "") for r in rows} | {str(m or "") for m in more}
+    ids -= {"", "local"}
+    return sorted(ids, key=lambda j: (0, int(j), j) if j.isdigit() else (1, 0, j))
 
 
 class TrainingInterrupted(RSTransferError):
@@ -101,7 +116,7 @@ def make_callbacks(
             self.best = -math.inf if self.mode_max else math.inf
             self.best_epoch = -1
             self.best_weights: list[np.ndarray] | None = None
-            self.rows: list[dict[str, float]] = []
+            self.rows: list[dict[str, Any]] = []  # numbers, plus "slurm_job" (str)
             self.resumed_from = 0
             self.saved_callbacks: list[dict[str, Any]] = []
             self._t0 = 0.0
@@ -115,6 +130,7 @@ def make_callbacks(
             logs = dict(logs or {})
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items() if k != "lr"}}
             row["seconds"] = time.perf_counter() - self._t0
+            row[SLURM_JOB_KEY] = current_slurm_job()  # a resumed fit spans several jobs: each epoch says which
             self.rows.append(row)
             value = logs.get(self.monitor)
             if value is not None and (value > self.best if self.mode_max else value < self.best):

@@ -132,15 +132,18 @@ def fit(
         "world_size": dist.size,
         "gpu_hours": gpu_hours(meta, wall),
         "run": meta,
+        # every job that trained an epoch of this fit (one per resume), for `sacct`
+        "slurm_job_ids": checkpoint.slurm_job_ids(parts["recorder"].rows, checkpoint.current_slurm_job()),
         "_rows": parts["recorder"].rows,
     }
 
 
-def history_csv(rows: list[dict[str, float]]) -> str:
-    """Per-epoch history; the columns are those the epochs logged (loss, metrics, val_*), then seconds."""
+def history_csv(rows: list[dict[str, Any]]) -> str:
+    """Per-epoch history; the columns are those the epochs logged (loss, metrics, val_*), then
+    seconds (the rows' SLURM job ids go to train.json's ``slurm_job_ids`` instead)."""
     keys = ["epoch"]
     for row in rows:
-        keys += [k for k in row if k not in keys and k != "seconds"]
+        keys += [k for k in row if k not in keys and k not in ("seconds", checkpoint.SLURM_JOB_KEY)]
     keys.append("seconds")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")

@@ -1,18 +1,13 @@
-"""Leaderboard: teams' evaluated runs become immutable submissions, ranked on static boards.
+"""Leaderboard: a competition that cannot be gamed by a participant.
 
-``records.submit`` (one team, one task) turns each evaluated run of the team's config into
-``<dir>/submissions/<team>/<task>/<id>.json``; the id is a hash of the content, so a rerun
-with unchanged results writes nothing, and a submission is never overwritten or deleted.
-``render.build`` reads every team's submissions under ``<dir>`` and writes
-``leaderboard.{csv,md,html}``: one board per task (and test set), one row per team (its best
-submission), and every submission below it as the history. The boards depend on the
-submissions only (no build time), so an unchanged input rebuilds byte-identical files.
+Participant: ``records.submit`` turns each evaluated run into a prediction file
+``<dir>/submissions/<team>/<task>.<id>.npz`` (``submission``: arrays + metadata, the id a hash of
+the content, created once). No score leaves the team.
 
-Tasks are data (``tasks.Task``), registered by the studies (``Study.leaderboard``, e.g.
-``studies/hsi/board.py``): how to find and read a team's runs, the metric ranked by, its
-range and its label. A submission is checked on ``submit`` and again on every ``build``;
-each rejection is one line (``tasks.SubmissionError``) naming the file and the key.
-
-Modules: ``tasks`` (Task, the task table, the workflow's hooks, the shared checks),
-``records`` (validation, ids, submit, load), ``render`` (the csv/md/html boards).
+Organiser: ``rstransfer ground-truth`` exports each task's hidden labels (``Task.truth``) into a
+folder only the organiser reads; ``build.build`` judges every file on its own (safe reading,
+owner in the team per ``organiser.load_teams``, metadata, ``Task.score`` against the hidden
+labels, cost from ``accounting`` (sacct), receipt time from the append-only ledger), quarantines
+the bad ones with a reason, and publishes ``board/leaderboard.{csv,md,html}`` (``render``) as one
+unit. Tasks are data (``tasks.Task``) registered by the studies (``studies/<name>/board.py``).
 """

@@ -19,6 +19,8 @@ from rstransfer.core.errors import ConfigError
 from rstransfer.core.study import Step, Study, lazy
 from rstransfer.studies import register
 
+from . import board
+
 NAME = "multilabel"
 STRATEGY_NAMES = ("random", "mge", "mge_clustering")  # = active.STRATEGIES (a test checks)
 JOB = "{strategy}/scenario{scenario}/run{run}"
@@ -87,6 +89,7 @@ STUDY = register(
         check=check,
         enabled=lambda cfg: bool(cfg.get(NAME, {}).get("enabled", False)),
         models={"densenet121_multilabel": _classifier, "byol_online": _byol_online},
+        leaderboard=board.TASKS,
         steps={
             "prepare": Step(
                 lazy(f"{__name__}.prepare", "prepare_step"), inputs=_prepare_inputs, params=_prepare_params,

@@ -10,7 +10,9 @@ evaluate step can draw F1-vs-labels curves without a GPU.
 Rounds are checkpointed (weights, labelled set, predictions) in the run's hidden checkpoint
 folder; within a round ``core.fit.fit`` checkpoints every epoch. A SLURM time limit loses at
 most the running epoch. Outputs: ``rounds.csv``, ``labelled.json``, ``probs.npz`` (``test`` and
-``val``: (rounds, N, labels) sigmoid outputs), ``model.weights.h5`` (last round), ``train.json``.
+``val``: (rounds, N, labels) sigmoid outputs), ``model.weights.h5`` (last round), ``train.json``
+(with the leaderboard's cost fields: train_seconds and gpu_hours over all rounds, the
+classifier's trainable/total params, and ``slurm_job_ids``: every SLURM job that trained a round).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from rstransfer.core import dist as dist_mod
-from rstransfer.core.checkpoint import remove_checkpoint
+from rstransfer.core.checkpoint import current_slurm_job, remove_checkpoint, slurm_job_ids
 from rstransfer.core.config import config_digest
 from rstransfer.core.fit import compile_model, fit, setup_runtime
 from rstransfer.core.io import atomic_path, write_json, write_text
@@ -96,6 +98,7 @@ class RoundState:
         self.folder, self.fingerprint = folder, fingerprint
         self.rounds: list[dict[str, Any]] = []
         self.labelled: list[int] = []
+        self.slurm_job_ids: list[str] = []  # every SLURM job that trained a finished round
         self.test: list[np.ndarray] = []
         self.val: list[np.ndarray] = []
         state = folder / "state.json"
@@ -103,6 +106,7 @@ class RoundState:
             saved = json.loads(state.read_text())
             if saved.get("fingerprint") == fingerprint:
                 self.rounds, self.labelled = saved["rounds"], saved["labelled"]
+                self.slurm_job_ids = saved.get("slurm_job_ids", [])
                 with np.load(folder / "probs.npz") as z:
                     self.test, self.val = list(z["test"]), list(z["val"])
                 return
@@ -114,7 +118,8 @@ class RoundState:
             model.save_weights(str(tmp))
         save_probs(self.folder / "probs.npz", self.test, self.val)
         write_json(self.folder / "state.json",
-                   {"fingerprint": self.fingerprint, "rounds": self.rounds, "labelled": self.labelled})
+                   {"fingerprint": self.fingerprint, "rounds": self.rounds, "labelled": self.labelled,
+                    "slurm_job_ids": self.slurm_job_ids})
 
 
 def save_probs(path: Path, test: list[np.ndarray], val: list[np.ndarray]) -> None:
@@ -191,10 +196,12 @@ def finetune_step(ctx: StepContext) -> dict[str, Any]:
         micro, macro = quick_f1(labels[test], p_test, al["threshold"])
         state.rounds.append({
             "round": r, "n_labelled": len(labelled), "epochs": fitted["epochs_run"],
-            "train_seconds": fitted["train_seconds"], "seconds_per_epoch": fitted["seconds_per_epoch"],
+            "train_seconds": fitted["train_seconds"], "gpu_hours": fitted["gpu_hours"],
+            "seconds_per_epoch": fitted["seconds_per_epoch"],
             "query_seconds": query_seconds, "eval_seconds": eval_seconds, "test_micro_f1": micro, "test_macro_f1": macro,
         })
         state.labelled = state.labelled + picked
+        state.slurm_job_ids = slurm_job_ids([], *state.slurm_job_ids, *fitted["slurm_job_ids"])
         state.test.append(p_test)
         state.val.append(p_val)
         state.save(model)
@@ -205,8 +212,10 @@ def finetune_step(ctx: StepContext) -> dict[str, Any]:
 
 def write_outputs(out: Path, run: dict[str, Any], model: Any, state: RoundState, sizes: list[int],
                   pretrained: dict[str, Any]) -> dict[str, Any]:
+    from rstransfer.models import count_params
+
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(state.rounds[0]))
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in state.rounds for k in r)))
     writer.writeheader()
     writer.writerows(state.rounds)
     write_text(out / "rounds.csv", buf.getvalue())
@@ -219,6 +228,11 @@ def write_outputs(out: Path, run: dict[str, Any], model: Any, state: RoundState,
         "step": "finetune", **run, "rounds": len(state.rounds), "sizes": sizes, "encoder": pretrained["encoder"],
         "train_seconds": sum(r["train_seconds"] for r in state.rounds),
         "query_seconds": sum(r["query_seconds"] for r in state.rounds),
+        # the cost a leaderboard entry reports: every round's training (state.json of an older
+        # version lacks gpu_hours: 0 then), the classifier's size, the jobs for `sacct`
+        "gpu_hours": sum(r.get("gpu_hours", 0.0) for r in state.rounds),
+        "trainable_params": count_params(model.trainable_weights), "total_params": count_params(model.weights),
+        "slurm_job_ids": slurm_job_ids([], *state.slurm_job_ids, current_slurm_job()),
         "final_test_micro_f1": last["test_micro_f1"], "final_test_macro_f1": last["test_macro_f1"],
     }
     write_json(out / "train.json", summary)
