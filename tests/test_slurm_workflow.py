@@ -10,6 +10,8 @@ Needs tests/slurm/start.sh (tests/run.sh starts it); skipped with a reason other
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -177,6 +179,12 @@ def test_jobs_scripts_chained_with_afterok(slurm_cluster, tmp_path):  # noqa: F8
     assert (r / "organiser/ground_truth/hsi.npz").is_file()
     board = (r / "board/leaderboard.html").read_text()
     assert "WG07" in board and "Rejected submissions (0)" in board
+    # the board's training time is SLURM's record of the fine-tuning job, not the run's own figure
+    (row,) = [x for x in csv.DictReader(io.StringIO((r / "board/leaderboard.csv").read_text())) if x["team"] == "WG07"]
+    acct = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,User,ElapsedRaw", "-j", str(ids[2])],
+                          capture_output=True, text=True, check=True).stdout.split()[0].split("|")  # fmt: skip
+    assert row["cost_source"] == "sacct" and float(row["train_seconds"]) == float(acct[2]), (row, acct)
+    assert metrics["train"]["slurm_job_ids"] == [str(ids[2])]
     ci_log(f"CI: jobs/*.sbatch chained under sbatch: job ids {ids}, all COMPLETED")
 
 
