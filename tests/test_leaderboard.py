@@ -333,6 +333,7 @@ def test_unreadable_odd_and_oversized_files_are_quarantined(teams: dict[str, Tea
     (subs / "WG01" / "hsi.dddddddddddddddd.npz").mkdir()
     (subs / "README.txt").write_text("not a team")
     (subs / "no team here").mkdir()
+    (subs / "WG01" / os.fsdecode(b"hsi.\xff\xfe.npz")).write_bytes(b"x")  # not UTF-8: must not break the pages
     result = build(tmp_path)
     reasons = rejected(result)
     assert "not a readable .npz" in reasons["WG01/hsi.aaaaaaaaaaaaaaaa.npz"]
@@ -340,6 +341,8 @@ def test_unreadable_odd_and_oversized_files_are_quarantined(teams: dict[str, Tea
     assert "not a regular file" in reasons["WG01/hsi.cccccccccccccccc.npz"]
     assert "not a regular file" in reasons["WG01/hsi.dddddddddddddddd.npz"]
     assert "not a team folder" in reasons["README.txt"] and "not a team" in reasons["no team here"]
+    assert "not a submission file" in reasons["WG01/hsi.\ufffd\ufffd.npz"]
+    assert "hsi.\ufffd\ufffd.npz" in (tmp_path / "board" / "board" / "leaderboard.html").read_text()
     assert [t for _, t, _ in ranking(result)] == ["WG02", "WG01", "WG03"]
 
 
@@ -436,6 +439,14 @@ def test_submit_refuses_a_linked_team_folder(tmp_path: Path) -> None:
     with pytest.raises(SubmissionError, match="symbolic link"):
         team.submit()
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_team_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    team = Team(tmp_path, "WG01", {("Network_2", 0): {"correct": 40}})
+    (tmp_path / "board").mkdir()
+    (tmp_path / "board" / "submissions").write_text("not a folder")
+    with pytest.raises(SubmissionError, match=r"cannot create it \(.*\); the organiser sets team folders up"):
+        team.submit()
 
 
 def test_receipt_lists_the_files_and_no_score(teams: dict[str, Team], tmp_path: Path) -> None:

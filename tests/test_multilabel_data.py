@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from rstransfer.core.errors import ConfigError, DataFormatError, DatasetNotFoundError
 from rstransfer.data.synthetic_scenes import CLASS_LABELS, write_synthetic_ucmerced
@@ -143,3 +145,48 @@ def test_imagenet_file_is_copied_layer_by_layer(tmp_path: Path) -> None:
             np.testing.assert_array_equal(a, b)
     with pytest.raises(ConfigError, match="ImageNet weights need"):
         build_densenet_encoder((64, 64, 3), weights=str(path), blocks=(2, 2, 2, 2))
+
+
+# ---------------------------------------------------------------- rstransfer download --study
+def _archive(tmp_path: Path, members: dict[str, bytes]) -> tuple[Path, str]:
+    import hashlib
+    import zipfile
+
+    path = tmp_path / "srv" / "UCMerced_LandUse.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_download_study_fetches_checks_and_unpacks_the_archive(tmp_path: Path, run_cli: Any) -> None:
+    """The archive (a file:// URL here: tests never touch the network) lands where `images` expects it."""
+    sample = b"II*\x00 stand-in bytes of one TIFF"
+    archive, digest = _archive(tmp_path, {"UCMerced_LandUse/Images/agricultural/agricultural00.tif": sample})
+    data_root = tmp_path / "data"
+    from conftest import tiny_settings
+
+    cfg = tiny_settings(tmp_path / "results", {"multilabel": {"archive": {"url": archive.as_uri(), "sha256": digest}}})
+    cfg["data_root"] = str(data_root)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    rc, out, err = run_cli("download", "--config", tmp_path / "c.yaml", "--study", "multilabel")
+    assert rc == 0, err
+    assert (data_root / "UCMerced_LandUse/Images/agricultural/agricultural00.tif").read_bytes() == sample
+    assert "unpacked UCMerced_LandUse" in out
+
+    cfg["multilabel"]["archive"]["sha256"] = "0" * 64  # a tampered archive: nothing written
+    cfg["data_root"] = str(tmp_path / "data2")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    rc, out, err = run_cli("download", "--config", tmp_path / "c.yaml", "--study", "multilabel")
+    assert rc != 0 and "multilabel.archive.sha256" in err and err.strip().count("\n") == 0
+    assert not any((tmp_path / "data2").rglob("*.tif"))
+
+
+def test_an_archive_escaping_its_folder_is_refused(tmp_path: Path) -> None:
+    from rstransfer.data.fetch import extract_zip
+
+    archive, _ = _archive(tmp_path, {"ok.txt": b"x", "../../evil.txt": b"y"})
+    with pytest.raises(DataFormatError, match="outside"):
+        extract_zip(archive, tmp_path / "dest")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "dest" / "ok.txt").exists()

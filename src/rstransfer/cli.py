@@ -134,14 +134,26 @@ def cmd_policies(args: argparse.Namespace) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> None:
-    from rstransfer.data.readers import download
     from rstransfer.core.errors import ConfigError
+    from rstransfer.data.fetch import download, extract_zip
+    from rstransfer.studies import get_study
 
     cfg = _config(args)
-    entry = cfg["datasets"].get(args.dataset)
-    if entry is None:
-        raise ConfigError(f"--dataset: unknown dataset {args.dataset!r}")
-    print(download(entry, Path(cfg.get("data_root", ".")) / entry["path"]))
+    if bool(args.dataset) == bool(args.study):
+        raise UsageError("download: give --dataset KEY (a declared dataset) or --study NAME (its archives)")
+    if args.dataset:
+        entry = cfg["datasets"].get(args.dataset)
+        if entry is None:
+            raise ConfigError(f"--dataset: unknown dataset {args.dataset!r}")
+        print(download(entry, Path(cfg.get("data_root", ".")) / entry["path"], key=args.dataset))
+        return
+    items = get_study(args.study).downloads(cfg)
+    if not items:
+        raise ConfigError(f"--study {args.study}: the study downloads nothing")
+    for item in items:
+        path = download(item, Path(item["dest"]), key=item["key"], section="")
+        unpacked = extract_zip(path, Path(item["dest"])) if item.get("extract") else []
+        print(f"{path}" + (f" -> unpacked {', '.join(unpacked)} into {item['dest']}" if unpacked else ""))
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
@@ -277,8 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(add("inspect", cmd_inspect, "what the reader finds in a declared dataset (shape, values, classes)"))
     p.add_argument("dataset", help="key under datasets:")
 
-    p = with_config(add("download", cmd_download, "download a dataset declared with url + sha256"))
-    p.add_argument("--dataset", required=True)
+    p = with_config(add("download", cmd_download, "download a declared dataset or a study's archive (url + sha256)"))
+    p.add_argument("--dataset", help="a key under datasets:")
+    p.add_argument("--study", help="a study whose archive to fetch and unpack, e.g. multilabel")
 
     p = with_config(
         add("launch", cmd_launch, "run a training step as the config's distribution says (srun / horovodrun / plain)")

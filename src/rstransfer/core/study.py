@@ -109,6 +109,9 @@ class Study:
     policy_table: Callable[[dict[str, int]], tuple[str, list[dict[str, Any]]]] | None = None
     # competition tasks of this study: task key -> rstransfer.leaderboard.Task (none: not ranked)
     leaderboard: dict[str, Any] = field(default_factory=dict)
+    # `rstransfer download --study`: archives the study's real data come from, each
+    # {"key": config key, "url", "sha256", "dest": folder, "extract": unzip after the checksum}
+    downloads: Callable[[dict[str, Any]], list[dict[str, Any]]] = lambda cfg: []
 
     def is_enabled(self, cfg: dict[str, Any]) -> bool:
         if self.enabled is not None:

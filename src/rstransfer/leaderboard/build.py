@@ -104,6 +104,11 @@ def _digest(path: Path, limit: int) -> str:
         os.close(fd)
 
 
+def printable(name: str) -> str:
+    """A file name as text the boards can hold (bytes that are not UTF-8 shown as U+FFFD)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def collect(root: Path, teams: dict[str, Team] | None, truths: dict[str, Any], lim: Limits, ledger: Ledger,
             now: str) -> tuple[list[dict[str, Any]], list[Rejected]]:  # fmt: skip
     records: list[dict[str, Any]] = []
@@ -112,7 +117,7 @@ def collect(root: Path, teams: dict[str, Team] | None, truths: dict[str, Any], l
     if not base.is_dir():
         return records, rejected
     for team_dir in sorted(base.iterdir()):
-        rel, name = team_dir.name, team_dir.name
+        rel = name = printable(team_dir.name)
         if name.startswith("."):
             continue
         allowed = members(name, teams) if organiser.TEAM_RE.match(name) else None
@@ -133,7 +138,7 @@ def collect(root: Path, teams: dict[str, Team] | None, truths: dict[str, Any], l
         for path in sorted(team_dir.iterdir()):
             if path.name.startswith("."):  # a write in progress
                 continue
-            file = f"{name}/{path.name}"
+            file = f"{name}/{printable(path.name)}"
             try:
                 rec = judge(path, name, allowed, truths, lim)
             except SubmissionError as exc:

@@ -37,8 +37,14 @@ def team_folder(layout: Layout, team: str) -> Path:
     if folder.is_symlink():
         raise SubmissionError(f"{folder}: a symbolic link (refused); ask the organiser to set the folder up")
     if not folder.exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        folder.mkdir(mode=0o700)
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700)
+        except OSError as exc:
+            raise SubmissionError(
+                f"{folder}: cannot create it ({exc.strerror}); the organiser sets team folders up "
+                "(rstransfer leaderboard --setup)"
+            ) from None
     if not os.access(folder, os.W_OK):
         raise SubmissionError(f"{folder}: not writable by you (is your user in the team's group?)")
     return folder

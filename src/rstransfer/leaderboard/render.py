@@ -144,6 +144,12 @@ def md_text(v: Any) -> str:
     return f"`{text}`" if text else ""
 
 
+def _md_cells(rec: dict[str, Any], task: Task) -> list[str]:
+    """Team and entry (a participant's words) as code spans; the rest is the organiser's figures."""
+    team, entry, *rest = _display(rec, task)
+    return [md_text(team), md_text(entry), *rest]
+
+
 def render_md(bs: list[Board], records: list[dict[str, Any]], rejected: list[Any], title: str) -> str:
     lines = [f"# {' '.join(title.split())}", "", _summary(records, rejected), ""]  # the organiser's own text
     if not bs:
@@ -154,9 +160,9 @@ def render_md(bs: list[Board], records: list[dict[str, Any]], rejected: list[Any
         head = _headers(task)
         lines += [f"## {task.label}", "", f"Test set: {md_text(b.benchmark)}. {_notes(task)}", ""]
         lines += ["| rank | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1)]
-        lines += ["| " + " | ".join([str(rank), *map(md_text, _display(rec, task))]) + " |" for rank, rec in b.ranked]
+        lines += ["| " + " | ".join([str(rank), *_md_cells(rec, task)]) + " |" for rank, rec in b.ranked]
         lines += ["", "All submissions:", "", "| " + " | ".join(head) + " | id |", "|" + "---|" * (len(head) + 1)]
-        lines += ["| " + " | ".join(map(md_text, [*_display(rec, task), rec["id"]])) + " |" for rec in b.history]
+        lines += ["| " + " | ".join([*_md_cells(rec, task), rec["id"]]) + " |" for rec in b.history]
         lines.append("")
     lines += ["## Rejected submissions", ""]
     if rejected:

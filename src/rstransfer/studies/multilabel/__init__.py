@@ -40,6 +40,14 @@ def check(cfg: dict[str, Any]) -> None:
         raise ConfigError("multilabel.scenarios.remove_per_class: the first entry (scenario 1, the pool as is) must be 0")
 
 
+def _downloads(cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """UCMerced_LandUse.zip into data_root (it unpacks to UCMerced_LandUse/Images, the default
+    ``images``). The 17 labels (LandUse_Multilabeled.txt, Chaudhuri et al.) are a separate file."""
+    archive = cfg[NAME]["archive"]
+    return [{"key": f"{NAME}.archive", "url": archive["url"], "sha256": archive["sha256"],
+             "dest": cfg.get("data_root", "."), "extract": True}]  # fmt: skip
+
+
 def jobs(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     section = cfg[NAME]
     return [
@@ -90,6 +98,7 @@ STUDY = register(
         enabled=lambda cfg: bool(cfg.get(NAME, {}).get("enabled", False)),
         models={"densenet121_multilabel": _classifier, "byol_online": _byol_online},
         leaderboard=board.TASKS,
+        downloads=_downloads,
         steps={
             "prepare": Step(
                 lazy(f"{__name__}.prepare", "prepare_step"), inputs=_prepare_inputs, params=_prepare_params,
