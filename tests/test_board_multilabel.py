@@ -23,18 +23,7 @@ from rstransfer.studies.multilabel.board import TASKS
 pytestmark = pytest.mark.filterwarnings("ignore:non-integer arguments to randrange:DeprecationWarning")
 
 TASK = TASKS["multilabel"]
-TINY = {
-    "enabled": True,
-    "dataset": "synthetic",
-    "synthetic": {"per_class": 4},
-    "image_size": 32,
-    "scenarios": {"run": [1, 2], "remove_per_class": [0, 1]},
-    "backbone": {"blocks": [1, 1, 1, 1]},
-    "byol": {"epochs": 1, "batch_size": 16, "hidden": 16, "dim": 8},
-    "active": {"initial": 6, "batch": 4, "budget": 14, "candidates": 8, "runs": 1},
-    "finetune": {"epochs": 2, "optimizer": "adam", "learning_rate": 0.001, "lr_drop_epoch": 1, "predict_batch": 32},
-    "report": {"label_points": [10, 14]},
-}
+from test_multilabel_workflow import TINY  # noqa: E402  the same tiny study as the workflow test
 
 
 def make_cfg(results: Path, **section: Any) -> dict[str, Any]:
