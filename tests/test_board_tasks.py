@@ -443,3 +443,63 @@ def test_vaihingen_predictions_reject_a_broken_run(vaihingen: dict[str, Any], tm
     with pytest.raises(SubmissionError, match=match) as exc:
         VAIHINGEN.predictions(run, cfg, Layout.from_config(cfg))
     assert str(run) in one_line(exc)
+
+
+# ============================================================== a sealed HSI competition
+def test_sealed_competition_teams_train_on_public_labels_without_the_hidden_test_set(
+    hsi: dict[str, Any], tmp_path: Path
+) -> None:
+    """`rstransfer ground-truth --public`: the teams get the target's labels minus the organiser's
+    test pixels; a team's own prepare (npy reader) then never sees a hidden test pixel, and its
+    scene map is scored by the organiser on exactly those."""
+    from rstransfer.data.readers import load_dataset
+    from rstransfer.data.splits import TEST, TRAIN, VAL
+
+    cfg, prepared, truth = hsi["cfg"], hsi["prepared"], hsi["truth"]
+    public = truth.public["target_labels"]
+    hidden = set(truth.arrays["index"].tolist())
+    labelled = set(np.flatnonzero(public.ravel()).tolist())
+    assert labelled == flat(prepared, TRAIN) | flat(prepared, VAL) and not labelled & hidden
+    assert np.array_equal(public.ravel()[list(labelled)], prepared.labels.ravel()[list(labelled)])
+
+    # a team: the same cube, the public labels, its own split
+    target = cfg["hsi"]["target"]
+    scene = load_dataset(target, cfg["datasets"][target], Path(cfg["data_root"]))
+    np.save(tmp_path / "cube.npy", scene.cube)
+    np.save(tmp_path / "labels.npy", public)
+    team = tiny_settings(tmp_path / "team", {"hsi": {"policies": ["Network_2"], "seeds": [0], "target": "sealed"}})
+    team["datasets"]["sealed"] = {"reader": "npy", "path": str(tmp_path),
+                                  "options": {"cube": {"file": "cube.npy"}, "labels": {"file": "labels.npy"}},
+                                  "class_names": list(prepared.class_names)}  # fmt: skip
+    team_cfg = validate(team)
+    team_layout = Layout.from_config(team_cfg)
+    run_step(team_cfg, get_study("hsi"), "prepare", {"dataset": "sealed"}, team_layout)
+    mine = load_prepared(Path(team_layout.run_dir("hsi", "prepare", "sealed")) / "prepared.h5")
+    used = {i for code in (TRAIN, VAL, TEST) for i in flat(mine, code)}
+    assert used and not used & hidden  # nothing the team trains, selects or tests on is hidden
+    # its map (here: the public label where known, class 1 elsewhere) scored on the hidden pixels only
+    guess = np.where(public > 0, public, 1).astype(np.int16)
+    result = HSI.score({"map": guess}, truth)
+    expected = float(np.mean(truth.arrays["label"] == 0))  # class 1 everywhere on the hidden pixels
+    assert result["scores"]["OA"] == pytest.approx(expected)
+
+
+def test_cli_ground_truth_writes_hidden_labels_privately_and_public_labels_openly(hsi: dict[str, Any], tmp_path: Path) -> None:
+    import stat
+
+    import yaml
+
+    from conftest import run_cli_in
+
+    cfg = {**hsi["cfg"], "segmentation": {**hsi["cfg"]["segmentation"], "enabled": False},
+           "multilabel": {**hsi["cfg"]["multilabel"], "enabled": False}}  # fmt: skip
+    (tmp_path / "org.yaml").write_text(yaml.safe_dump(cfg))
+    gt, pub = tmp_path / "organiser" / "gt", tmp_path / "public"
+    rc, out, err = run_cli_in(tmp_path, "ground-truth", "--config", tmp_path / "org.yaml", "--out", gt, "--public", pub)
+    assert rc == 0, err
+    assert sorted(p.name for p in gt.iterdir()) == ["hsi.npz"] and stat.S_IMODE(gt.stat().st_mode) == 0o700
+    assert stat.S_IMODE((gt / "hsi.npz").stat().st_mode) == 0o600
+    labels = np.load(pub / "hsi_target_labels.npy")
+    assert np.array_equal(labels, hsi["truth"].public["target_labels"]) and "labels without the hidden test set" in out
+    rc, out, _ = run_cli_in(tmp_path, "ground-truth", "--config", tmp_path / "org.yaml", "--out", gt, "--if-missing")
+    assert rc == 0 and "exists (kept)" in out

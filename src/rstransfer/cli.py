@@ -234,6 +234,17 @@ def cmd_ground_truth(args: argparse.Namespace) -> None:
         write_truth(staging, task, truth)
         print(f"ground truth {task}: {truth.meta['benchmark']} -> {out / (task + '.npz')}")
     publish(staging, out)  # every task's labels, or none
+    if args.public:
+        import numpy as np
+
+        public = Path(args.public)
+        public.mkdir(parents=True, exist_ok=True)
+        for task, truth in truths.items():
+            for name, arr in truth.public.items():
+                path = public / f"{task}_{name}.npy"
+                np.save(path, arr, allow_pickle=False)
+                path.chmod(0o644)
+                print(f"public {task}: {path} (for the teams: labels without the hidden test set)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(add("ground-truth", cmd_ground_truth, "organiser: export the hidden test labels of every task"))
     p.add_argument("--out", help="folder (default: the config's leaderboard.ground_truth)")
     p.add_argument("--if-missing", action="store_true", help="do nothing if the folder exists")
+    p.add_argument("--public", help="also write what teams of a sealed competition get (labels without the test set)")
 
     with_config(add("config", cmd_config, "print the merged, validated config"))
     return parser

@@ -49,10 +49,12 @@ class Prediction:
 @dataclass
 class Truth:
     """The organiser's hidden labels of one task: ``meta`` (``benchmark``, the test set's name on
-    the board, plus whatever ``score`` needs) and ``arrays``."""
+    the board, plus whatever ``score`` needs) and ``arrays``; ``public``: what participants may be
+    given for a sealed competition (the labels without the test set), if the task has any."""
 
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    public: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,11 @@ def _truth_inputs(cfg: dict[str, Any], layout: Layout) -> list[str]:
 
 
 def _truth(cfg: dict[str, Any], layout: Layout) -> Truth:
-    """The target scene's TEST pixels (flat index row * W + col) and their 0-based labels."""
+    """The target scene's TEST pixels (flat index row * W + col) and their 0-based labels; as
+    ``public``, the scene's label map holding only the training and validation pixels (ids 1..C,
+    0 elsewhere): what participants of a sealed competition train on."""
     from rstransfer.data.prepare import load_prepared
-    from rstransfer.data.splits import TEST
+    from rstransfer.data.splits import TEST, TRAIN, VAL
 
     from .prepare import PREPARED_FILE
 
@@ -107,6 +109,10 @@ def _truth(cfg: dict[str, Any], layout: Layout) -> Truth:
     h, w = prepared.labels.shape
     rows, cols, y = prepared.pixels(TEST)
     n = int(len(y))
+    public = np.zeros((h, w), dtype=np.int16)
+    for part in (TRAIN, VAL):
+        r, c, lab = prepared.pixels(part)
+        public[r, c] = lab + 1
     return Truth(
         meta={
             "benchmark": f"{target}, {prepared.attrs['split']['protocol']} split, {n} test px",
@@ -118,6 +124,7 @@ def _truth(cfg: dict[str, Any], layout: Layout) -> Truth:
             "index": rows.astype(np.int64) * w + cols.astype(np.int64),
             "label": y.astype(np.int16),
         },
+        public={"target_labels": public},
     )
 
 
