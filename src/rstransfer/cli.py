@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(add("download", cmd_download, "download a declared dataset or a study's archive (url + sha256)"))
     p.add_argument("--dataset", help="a key under datasets:")
-    p.add_argument("--study", help="a study whose archive to fetch and unpack, e.g. multilabel")
+    p.add_argument("--study", help="a study whose archives to fetch, check and unpack (rstransfer studies lists them)")
 
     p = with_config(
         add("launch", cmd_launch, "run a training step as the config's distribution says (srun / horovodrun / plain)")
