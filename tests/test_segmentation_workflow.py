@@ -194,8 +194,8 @@ def test_metrics_per_tile(run: dict[str, Path]) -> None:
     mask = vh.read_tile(vh.TileSource(FIXTURES / "top", FIXTURES / "gts", None), TILE).mask
     for experiment in ("scratch_aug", "heads_transfer"):
         assert sorted(p.name for p in eval_dir(run, experiment).iterdir()) == [
-            "comparison.png", "confusion.csv", "metrics.json", "per_class.csv", "prediction.png",
-        ]
+            "comparison.png", "confusion.csv", "metrics.json", "per_class.csv", "prediction.npy", "prediction.png",
+        ]  # prediction.npy: the label array a team submits to the leaderboard
         m = json.loads((eval_dir(run, experiment) / "metrics.json").read_text())
         assert m["weights"] == str(train_dir(run, experiment) / "weights.h5")
         assert m["train"] == json.loads((train_dir(run, experiment) / "train.json").read_text())
