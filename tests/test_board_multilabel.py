@@ -23,7 +23,7 @@ from rstransfer.studies.multilabel.board import TASKS
 pytestmark = pytest.mark.filterwarnings("ignore:non-integer arguments to randrange:DeprecationWarning")
 
 TASK = TASKS["multilabel"]
-from test_multilabel_workflow import TINY  # noqa: E402  the same tiny study as the workflow test
+from test_multilabel_workflow import TINY, stop_in_second_round  # noqa: E402  the workflow test's tiny study
 
 
 def make_cfg(results: Path, **section: Any) -> dict[str, Any]:
@@ -321,15 +321,7 @@ def test_finetune_rounds_over_two_slurm_jobs_then_submit_and_score(tmp_path: Pat
     run_step(cfg, STUDY, "pretrain", {}, layout)
 
     job = {"strategy": "mge", "scenario": 1, "run": 0}
-    real_select, calls = finetune.select, []
-
-    def failing_select(*args: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("time limit")
-        return real_select(*args)
-
-    monkeypatch.setattr(finetune, "select", failing_select)
+    real_select = stop_in_second_round(monkeypatch)
     monkeypatch.setenv("SLURM_JOB_ID", "501")
     with pytest.raises(KeyboardInterrupt):
         run_step(cfg, STUDY, "finetune", job, layout)

@@ -69,6 +69,24 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, A
     return cfg, layout, summaries
 
 
+
+def stop_in_second_round(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The second query of an active-learning job raises, as a time limit would mid-job;
+    returns the real query function (to put back)."""
+    from rstransfer.studies.multilabel import finetune
+
+    real_select, calls = finetune.select, []
+
+    def failing_select(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("time limit")
+        return real_select(*args)
+
+    monkeypatch.setattr(finetune, "select", failing_select)
+    return real_select
+
+
 def test_generated_set_end_to_end(synthetic_run: tuple[dict[str, Any], Layout, dict[str, Any]]) -> None:
     from rstransfer.models.densenet import build_densenet_encoder
 
@@ -136,15 +154,7 @@ def test_rounds_resume_after_an_interruption(synthetic_run: tuple[dict[str, Any]
     cfg, layout, _ = synthetic_run
     study, run = get_study("multilabel"), {"strategy": "mge", "scenario": 2, "run": 0}
     out = tmp_path / "job"
-    real_select, calls = finetune.select, []
-
-    def failing_select(*args: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("time limit")
-        return real_select(*args)
-
-    monkeypatch.setattr(finetune, "select", failing_select)
+    real_select = stop_in_second_round(monkeypatch)
     monkeypatch.delenv("RSTRANSFER_THREADS", raising=False)
     with pytest.raises(KeyboardInterrupt):
         run_step(cfg, study, "finetune", run, layout, out=out)
