@@ -218,7 +218,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 def cmd_ground_truth(args: argparse.Namespace) -> None:
     from rstransfer.core.study import publish
 
-    from .leaderboard.organiser import write_truth
+    from .leaderboard.organiser import write_public, write_truth
     from .leaderboard.tasks import active_tasks, get_task
 
     cfg = _config(args)
@@ -235,16 +235,8 @@ def cmd_ground_truth(args: argparse.Namespace) -> None:
         print(f"ground truth {task}: {truth.meta['benchmark']} -> {out / (task + '.npz')}")
     publish(staging, out)  # every task's labels, or none
     if args.public:
-        import numpy as np
-
-        public = Path(args.public)
-        public.mkdir(parents=True, exist_ok=True)
-        for task, truth in truths.items():
-            for name, arr in truth.public.items():
-                path = public / f"{task}_{name}.npy"
-                np.save(path, arr, allow_pickle=False)
-                path.chmod(0o644)
-                print(f"public {task}: {path} (for the teams: labels without the hidden test set)")
+        for path in write_public(Path(args.public), truths):
+            print(f"public: {path} (for the teams: labels without the hidden test set)")
 
 
 def build_parser() -> argparse.ArgumentParser:

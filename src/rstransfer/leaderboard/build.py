@@ -16,7 +16,7 @@ from typing import Any
 from rstransfer.core.study import publish
 
 from . import accounting, organiser, submission
-from .tasks import SubmissionError, all_tasks
+from .tasks import SubmissionError, all_tasks, is_team_name
 from .organiser import Ledger, Team, members, user_name
 
 
@@ -120,7 +120,7 @@ def collect(root: Path, teams: dict[str, Team] | None, truths: dict[str, Any], l
         rel = name = printable(team_dir.name)
         if name.startswith("."):
             continue
-        allowed = members(name, teams) if organiser.TEAM_RE.match(name) else None
+        allowed = members(name, teams) if is_team_name(name) else None
         reason = None
         st = os.lstat(team_dir)
         if stat.S_ISLNK(st.st_mode):

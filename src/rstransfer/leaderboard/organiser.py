@@ -13,7 +13,6 @@ import grp
 import json
 import os
 import pwd
-import re
 import stat
 import time
 from collections.abc import Iterator
@@ -26,9 +25,8 @@ import yaml
 
 from rstransfer.core.errors import ConfigError
 
-from .tasks import Truth
+from .tasks import Truth, is_team_name
 
-TEAM_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 LEDGER = "ledger.jsonl"
 LOCK = ".leaderboard.lock"
 
@@ -63,7 +61,7 @@ def load_teams(path: str) -> dict[str, Team] | None:
     teams = {}
     for name, spec in data.items():
         where = f"{p}: {name}"
-        if not isinstance(name, str) or not TEAM_RE.match(name):
+        if not is_team_name(name):
             raise ConfigError(f"{p}: {name!r} is not a valid team name (1-32 of A-Z a-z 0-9 _ -)")
         if not isinstance(spec, dict) or not set(spec) <= {"users", "group"} or not spec:
             raise ConfigError(f"{where}: expected users: [names] and/or group: name")
@@ -142,6 +140,20 @@ def write_truth(folder: Path, task: str, truth: Truth) -> Path:
         f.write(encode(truth.meta, truth.arrays))
     os.replace(tmp, path)
     return path
+
+
+def write_public(folder: Path, truths: dict[str, Truth]) -> list[Path]:
+    """What teams of a sealed competition may have (``Truth.public``): ``<task>_<name>.npy``,
+    readable by all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for task, truth in truths.items():
+        for name, arr in truth.public.items():
+            path = folder / f"{task}_{name}.npy"
+            np.save(path, arr, allow_pickle=False)
+            path.chmod(0o644)
+            paths.append(path)
+    return paths
 
 
 def read_truths(folder: str) -> dict[str, Truth]:

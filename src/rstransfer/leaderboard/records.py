@@ -5,25 +5,17 @@ No score leaves the team: the organiser's build scores the predictions."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from rstransfer.core.paths import Layout
 
 from . import submission
-from .tasks import SubmissionError, get_task
-
-
-def team_pattern() -> str:
-    """The schema's pattern for ``team`` (one source of truth)."""
-    from rstransfer.core.config import load_schema
-
-    return str(load_schema()["properties"]["team"]["pattern"])
+from .tasks import SubmissionError, get_task, is_team_name
 
 
 def check_team(team: Any, where: str = "team") -> str:
-    if not isinstance(team, str) or not re.fullmatch(team_pattern(), team):
+    if not is_team_name(team):
         raise SubmissionError(
             f"{where}: {team!r} is not a valid team name (1-32 of A-Z a-z 0-9 _ -; no '/', '.' or spaces)"
         )

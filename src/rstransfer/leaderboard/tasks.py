@@ -11,6 +11,7 @@ against them when the boards are built.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -116,6 +117,18 @@ def final_outputs(cfg: dict[str, Any], layout: Layout) -> list[str]:
 
 
 # --------------------------------------------------------------------------------- checks
+@functools.cache
+def _team_re() -> re.Pattern[str]:
+    """The config schema's pattern for ``team``: one source of truth for every team name."""
+    from rstransfer.core.config import load_schema
+
+    return re.compile(str(load_schema()["properties"]["team"]["pattern"]))
+
+
+def is_team_name(name: Any) -> bool:
+    return isinstance(name, str) and _team_re().fullmatch(name) is not None
+
+
 def load_json(path: Path, hint: str = "evaluate the run first") -> dict[str, Any]:
     if not path.is_file():
         raise SubmissionError(f"{path}: not found ({hint})")
