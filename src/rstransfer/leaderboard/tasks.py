@@ -64,11 +64,9 @@ class Task:
 
     label: str
     metric: str  # key of ``score``'s scores; higher is better
-    metric_range: tuple[float, float]
     columns: tuple[tuple[str, str], ...]  # (score key, header), shown as percent on the boards
     entry_label: str  # what one submission is (a policy and seed, an experiment)
     cost_note: str  # what the training time and GPU-hours cover
-    enabled: Callable[[dict[str, Any]], bool]
     runs: Callable[[dict[str, Any], Layout], list[str]]  # participant: evaluated run folders
     inputs: Callable[[dict[str, Any], Layout], list[str]]  # participant: files rule submit waits for
     predictions: Callable[[Path, dict[str, Any], Layout], Prediction]  # participant: run folder -> Prediction
@@ -96,7 +94,10 @@ def get_task(name: str) -> Task:
 
 def active_tasks(cfg: dict[str, Any]) -> list[str]:
     """Tasks a config takes part in: those of its enabled studies."""
-    return [name for name, task in all_tasks().items() if task.enabled(cfg)]
+    from rstransfer.studies import load_all
+
+    enabled = {key for study in load_all().values() if study.is_enabled(cfg) for key in study.leaderboard}
+    return [name for name in all_tasks() if name in enabled]
 
 
 def submit_inputs(cfg: dict[str, Any], layout: Layout, task: str) -> list[str]:

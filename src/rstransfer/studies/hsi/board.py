@@ -156,11 +156,9 @@ TASKS: dict[str, Task] = {
     "hsi": Task(
         label="HSI transfer (HybridSN): target-scene test OA",
         metric="OA",
-        metric_range=(0.0, 1.0),
         columns=(("OA", "OA (%)"), ("AA", "AA (%)"), ("Kappa", "Kappa (%)")),
         entry_label="policy, seed",
         cost_note="training time and GPU-hours of the fine-tuning run (the shared pre-training is not counted)",
-        enabled=lambda cfg: bool(cfg[STUDY]["enabled"]),
         runs=_runs,
         inputs=_inputs,
         predictions=_predictions,

@@ -204,11 +204,9 @@ TASKS: dict[str, Task] = {
     "multilabel": Task(
         label="Multi-label UC Merced (DenseNet121, BYOL + active learning): macro-F1 at the label budget",
         metric="macro_f1",
-        metric_range=(0.0, 1.0),
         columns=(("macro_f1", "macro-F1 (%)"), ("micro_f1", "micro-F1 (%)"), ("sample_f1", "sample-F1 (%)")),
         entry_label="strategy, scenario, run",
         cost_note="training time and GPU-hours of the job's active-learning rounds (BYOL pre-training not counted)",
-        enabled=lambda cfg: bool(cfg.get(STUDY, {}).get("enabled", False)),
         runs=_runs,
         inputs=_inputs,
         predictions=_predictions,

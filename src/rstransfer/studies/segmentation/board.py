@@ -186,11 +186,9 @@ TASKS: dict[str, Task] = {
     "vaihingen": Task(
         label="ISPRS Vaihingen segmentation (ResNet50-FCN): OA on test area 15",
         metric="OA",
-        metric_range=(0.0, 1.0),
         columns=(("OA", "OA area 15 (%)"), ("OA_area23", "OA area 23 (%)"), ("Kappa", "Kappa area 15 (%)")),
         entry_label="experiment",
         cost_note="training time and GPU-hours of the experiment's finetune run (not of a run it starts from)",
-        enabled=lambda cfg: bool(cfg.get(NAME, {}).get("enabled", False)),
         runs=_runs,
         inputs=_inputs,
         predictions=_predictions,
