@@ -29,7 +29,6 @@ from rstransfer.leaderboard.tasks import (
 )
 
 STUDY = "multilabel"  # the study's name (rstransfer.studies.multilabel.NAME; that module imports this one)
-SCENES_FILE = "scenes.npz"  # = prepare.SCENES_FILE (not imported: prepare pulls in the image readers)
 PROBS_FILE = "probs.npz"  # = finetune.PROBS_FILE
 JOB_RE = re.compile(r"^(?P<strategy>[a-z_]+)/scenario(?P<scenario>\d+)/run(?P<run>\d+)$")
 ARRAYS = ("labels", "names")
@@ -37,7 +36,9 @@ DENSENET121 = [6, 12, 24, 16]
 
 
 def _job_path(job: dict[str, Any]) -> str:
-    return f"{job['strategy']}/scenario{job['scenario']}/run{job['run']}"  # = the study's JOB pattern
+    from . import JOB
+
+    return JOB.format(**job)
 
 
 def _jobs(cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,18 +61,17 @@ def _inputs(cfg: dict[str, Any], layout: Layout) -> list[str]:
 
 def _test_set(folder: Path) -> dict[str, Any]:
     """Test image names, their 0/1 labels and the label names of a prepare run (images not read)."""
-    path = folder / SCENES_FILE
-    if not path.is_file():
-        raise SubmissionError(f"{path}: not found (run `rstransfer prepare --study multilabel` first)")
+    from rstransfer.core.errors import DataFormatError
+
+    from .evaluate import load_labels
+
     try:
-        with np.load(path) as z:
-            test = np.asarray(z["test"], dtype=np.int64)
-            names = np.asarray(z["names"]).astype(str)[test]
-            labels = np.asarray(z["multilabels"])[test]
-            label_names = [str(n) for n in z["label_names"].tolist()]
-    except (OSError, ValueError, KeyError) as exc:
-        raise SubmissionError(f"{path}: not a prepared scene set: {exc}") from exc
-    return {"names": names, "labels": (labels > 0).astype(np.uint8), "label_names": label_names}
+        data = load_labels(folder)
+    except (DataFormatError, OSError, ValueError, KeyError) as exc:
+        raise SubmissionError(f"{folder}: not a prepared scene set: {exc}") from exc
+    test = np.asarray(data["test"], dtype=np.int64)
+    return {"names": data["names"][test], "labels": (np.asarray(data["labels"])[test] > 0).astype(np.uint8),
+            "label_names": [str(n) for n in data["label_names"]]}  # fmt: skip
 
 
 def _job_of(run: Path, cfg: dict[str, Any]) -> dict[str, Any]:

@@ -24,12 +24,13 @@ from .prepare import SCENES_FILE
 
 
 def load_labels(folder: str | Path) -> dict[str, Any]:
-    """Labels, label names and split of a prepare run, without reading the images."""
+    """Labels, label names, image names and split of a prepare run, without reading the images."""
     path = Path(folder) / SCENES_FILE
     if not path.is_file():
         raise DataFormatError(f"{path}: missing; run `rstransfer prepare --study multilabel` first")
     with np.load(path) as z:
-        return {"labels": z["multilabels"], "label_names": z["label_names"].tolist(), "test": z["test"], "val": z["val"]}
+        return {"labels": z["multilabels"], "label_names": z["label_names"].tolist(), "test": z["test"], "val": z["val"],
+                "names": z["names"].astype(str)}
 
 
 def evaluate_step(ctx: StepContext) -> dict[str, Any]:
