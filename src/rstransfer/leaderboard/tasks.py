@@ -181,8 +181,19 @@ def check_label_array(arr: Any, name: str, shape: tuple[int, ...], lo: int, hi: 
     return arr
 
 
-def load_map(path: Path, hint: str) -> np.ndarray:
-    """A 2-D integer label map from a ``.npy`` file (no pickles); one line naming the file otherwise."""
+def read_evaluated(where: Path, keys: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An evaluate step's metrics.json and the training record inside it (``train``), with ``keys``."""
+    m = load_json(where)
+    for key in (*keys, "train"):
+        need(m, key, where)
+    if not isinstance(m["train"], dict):
+        raise SubmissionError(f"{where}: train: expected an object, got {type(m['train']).__name__}")
+    return m, m["train"]
+
+
+def load_map(path: Path, hint: str, dtype: type[np.integer]) -> np.ndarray:
+    """A 2-D integer label map from a ``.npy`` file (no pickles) as ``dtype``; one line naming
+    the file otherwise."""
     if not path.is_file():
         raise SubmissionError(f"{path}: not found ({hint})")
     try:
@@ -194,7 +205,10 @@ def load_map(path: Path, hint: str) -> np.ndarray:
             f"{path}: expected a 2-D integer label map, got {getattr(arr, 'dtype', type(arr).__name__)} "
             f"of shape {getattr(arr, 'shape', '?')}"
         )
-    return arr
+    cast = arr.astype(dtype)
+    if not np.array_equal(cast, arr):
+        raise SubmissionError(f"{path}: class ids {int(arr.min())}..{int(arr.max())} do not fit {np.dtype(dtype).name}")
+    return cast
 
 
 def train_cost(t: dict[str, Any], where: Any = "train.json") -> dict[str, Any]:

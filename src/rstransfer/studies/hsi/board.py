@@ -23,7 +23,7 @@ from rstransfer.leaderboard.tasks import (
     check_label_array,
     check_text,
     load_map,
-    load_json,
+    read_evaluated,
     need,
     train_cost,
 )
@@ -46,12 +46,7 @@ def _predictions(run: Path, cfg: dict[str, Any], layout: Layout) -> Prediction:
     """An ``rstransfer evaluate`` folder: metrics.json (the fine-tuning's train.json inside as
     ``train``) and the scene map ``prediction.npy``."""
     where = run / "metrics.json"
-    m = load_json(where)
-    for key in ("policy", "seed", "model", "dataset", "train"):
-        need(m, key, where)
-    t = m["train"]
-    if not isinstance(t, dict):
-        raise SubmissionError(f"{where}: train: expected an object, got {type(t).__name__}")
+    m, t = read_evaluated(where, ("policy", "seed", "model", "dataset"))
     for key in ("policy", "seed"):
         need(t, key, where, prefix="train.")
     if (t["policy"], t["seed"]) != (m["policy"], m["seed"]):
@@ -78,11 +73,8 @@ def _predictions(run: Path, cfg: dict[str, Any], layout: Layout) -> Prediction:
         "cost": train_cost(t, where),
     }
     path = run / MAP_FILE
-    scene = load_map(path, "evaluate the run again: rstransfer evaluate --study hsi")
-    as16 = scene.astype(np.int16)
-    if not np.array_equal(as16, scene):
-        raise SubmissionError(f"{path}: class ids {int(scene.min())}..{int(scene.max())} do not fit int16")
-    return Prediction(meta=meta, arrays={"map": as16})
+    scene = load_map(path, "evaluate the run again: rstransfer evaluate --study hsi", np.int16)
+    return Prediction(meta=meta, arrays={"map": scene})
 
 
 # ------------------------------------------------------------------------------ organiser

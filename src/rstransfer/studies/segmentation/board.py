@@ -24,7 +24,7 @@ from rstransfer.leaderboard.tasks import (
     check_label_array,
     check_text,
     load_map,
-    load_json,
+    read_evaluated,
     need,
     train_cost,
 )
@@ -72,12 +72,7 @@ def _predictions(run: Path, cfg: dict[str, Any], layout: Layout) -> Prediction:
     cost, model, t = None, None, {}
     for n in tiles:
         where = run / f"area{n}" / "metrics.json"
-        m = load_json(where)
-        for key in ("experiment", "tile", "tile_split", "train"):
-            need(m, key, where)
-        t = m["train"]
-        if not isinstance(t, dict):
-            raise SubmissionError(f"{where}: train: expected an object, got {type(t).__name__}")
+        m, t = read_evaluated(where, ("experiment", "tile", "tile_split"))
         need(t, "model", where, prefix="train.")
         if (m["experiment"], m["tile"], m["tile_split"]) != (experiment, n, "test"):
             raise SubmissionError(
@@ -88,10 +83,7 @@ def _predictions(run: Path, cfg: dict[str, Any], layout: Layout) -> Prediction:
             raise SubmissionError(f"{where}: train differs from the other tiles' (one experiment, one training run)")
         cost, model = train_cost(t, where), t["model"]
         path = run / f"area{n}" / MAP_FILE
-        pred = load_map(path, hint)
-        if pred.size and (int(pred.min()) < 0 or int(pred.max()) > 255):
-            raise SubmissionError(f"{path}: class ids {int(pred.min())}..{int(pred.max())} do not fit uint8")
-        arrays[f"area{n}"] = pred.astype(np.uint8)
+        arrays[f"area{n}"] = load_map(path, hint, np.uint8)
     assert cost is not None and model is not None  # the schema requires >= 1 test tile
     where = run / f"area{tiles[-1]}" / "metrics.json"
     meta = {
